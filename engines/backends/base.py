@@ -1,0 +1,65 @@
+"""What every backend provides (the `Engine` of DESIGN.md), and the frame <-> tensor boundary.
+
+Frames come from OpenCV as H x W x 3 uint8 BGR; the network wants N x 3 x H x W RGB in
+[0, 1]. The conversion happens once, here, after the upload (on the GPU where there is one),
+so a frame crosses the bus once as bytes each way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from engines.adain import StyleCode
+from engines.images import resize_shorter
+
+STYLE_SIZE = 512  # shorter side a style image is encoded at (the paper's setting)
+
+
+class Engine(ABC):
+    """Runs the per-frame graph. Batches are N x 3 x H x W float RGB [0, 1] on `self.device`."""
+
+    name: str = "?"
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+    @abstractmethod
+    def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """relu4_1 features, and their fp32 per-channel mean and std (N x 512 each)."""
+
+    @abstractmethod
+    def decode(self, feat: torch.Tensor, content_mean: torch.Tensor, content_std: torch.Tensor,
+               style: StyleCode, alpha: float, out_hw: tuple[int, int]) -> torch.Tensor:
+        """AdaIN with the given content statistics, then the decoder -> N x 3 x H x W."""
+
+    def stylize(self, batch: torch.Tensor, style: StyleCode, alpha: float) -> torch.Tensor:
+        feat, mean, std = self.encode(batch)
+        return self.decode(feat, mean, std, style, alpha, tuple(batch.shape[-2:]))
+
+    def encode_style(self, image: torch.Tensor, size: int | None = STYLE_SIZE, source: str = "") -> StyleCode:
+        """1 x 3 x H x W RGB [0, 1] (any device) -> the style's relu4_1 mean and std."""
+        image = resize_shorter(image.to(self.device, torch.float32), size)
+        _, mean, std = self.encode(image)
+        return StyleCode(mean[0].float().cpu(), std[0].float().cpu(), source)
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')})"
+
+    # -- the frame boundary -------------------------------------------------------------------
+
+    def upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 frames (same size) -> N x 3 x H x W RGB float on the device."""
+        host = torch.from_numpy(np.stack(frames))
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        x = host.to(self.device, non_blocking=True)
+        return x.flip(-1).permute(0, 3, 1, 2).to(self.dtype).div_(255)
+
+    def download(self, batch: torch.Tensor) -> list[np.ndarray]:
+        """N x 3 x H x W RGB [0, 1] -> BGR uint8 frames (one transfer)."""
+        x = batch.clamp(0, 1).mul(255).round_().to(torch.uint8).flip(1).permute(0, 2, 3, 1).contiguous()
+        host = x.cpu().numpy()
+        return list(host)

@@ -1,0 +1,113 @@
+"""The AdaIN decoder: a mirror of the encoder up to relu4_1.
+
+Nearest-neighbour upsampling and reflection padding (both avoid checkerboard artefacts and
+dead borders), no normalisation layers. The `nn.Sequential` layout is the one of the public
+PyTorch AdaIN port, so its `decoder.pth` loads as it is.
+
+Our own weights live in `engines/weights/decoder.safetensors` with a JSON manifest beside it
+that records how they were trained and their sha256, which is checked on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from engines.errors import WeightsError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_DECODER = WEIGHTS_DIR / "decoder.safetensors"
+
+
+def build_decoder() -> nn.Sequential:
+    def block(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
+        return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)] + ([nn.ReLU()] if relu else [])
+
+    up = nn.Upsample(scale_factor=2, mode="nearest")
+    return nn.Sequential(
+        *block(512, 256), up,
+        *block(256, 256), *block(256, 256), *block(256, 256), *block(256, 128), up,
+        *block(128, 128), *block(128, 64), up,
+        *block(64, 64), *block(64, 3, relu=False),
+    )
+
+
+def manifest_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(weights: Path) -> dict:
+    path = manifest_path(weights)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WeightsError(f"Unreadable weights manifest {path}: {e}") from None
+
+
+def load_sequential_state(path: Path, keep: Callable[[str], bool] = lambda k: True) -> dict[str, torch.Tensor]:
+    """A flat state dict from .safetensors or a .pth/.pt state dict, never unpickling objects."""
+    if not path.is_file():
+        raise WeightsError(f"Weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as e:
+        raise WeightsError(f"Cannot read weights {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} is not a state dict of tensors (nn.Sequential layout expected)")
+    return {k: v.float() for k, v in state.items() if keep(k)}
+
+
+def load_decoder(path: str | Path | None = None, verify: bool = True) -> nn.Sequential:
+    """The shipped decoder (default) or a given .safetensors / AdaIN-port `decoder.pth`."""
+    weights = Path(path) if path is not None else DEFAULT_DECODER
+    if not weights.is_file():
+        if path is None:
+            raise WeightsError(
+                f"No trained decoder weights at {weights}. Train one with `stylestream train` "
+                "or pass a decoder file (--decoder PATH)."
+            )
+        raise WeightsError(f"Decoder weights not found: {weights}")
+    manifest = read_manifest(weights)
+    if verify and manifest.get("sha256") and file_sha256(weights) != manifest["sha256"]:
+        raise WeightsError(f"{weights} does not match the sha256 in {manifest_path(weights).name}: "
+                           "the file is corrupt or was replaced. Restore it (git checkout) or retrain.")
+    decoder = build_decoder()
+    try:
+        decoder.load_state_dict(load_sequential_state(weights))
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise WeightsError(f"{weights} does not fit the AdaIN decoder ({first})") from None
+    return decoder.eval()
+
+
+def random_decoder(seed: int = 0) -> nn.Sequential:
+    """An untrained decoder (tests, and the starting point of training)."""
+    gen = torch.Generator().manual_seed(seed)
+    dec = build_decoder()
+    with torch.no_grad():
+        for m in dec.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * 9
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                m.bias.zero_()
+    return dec.eval()
