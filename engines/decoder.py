@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def load_sequential_state(path: Path, keep: Callable[[str], bool] = lambda k: Tr
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path} holds pickled objects, not only tensors; refusing to load it "
+                           "(save a state_dict, or convert it to .safetensors)") from None
     except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as e:
         raise WeightsError(f"Cannot read weights {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -40,8 +40,11 @@ class StyleGraph(nn.Module):
         out_hw: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         target = adain(feat, style_mean, style_std, content_mean, content_std)
-        mixed = blend_alpha(feat, target, alpha).to(feat.dtype)
-        out = self.decoder(mixed)
+        return self.decode_features(blend_alpha(feat, target, alpha).to(feat.dtype), out_hw)
+
+    def decode_features(self, feat: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        """Decoder alone, from (already stylized) relu4_1 features to RGB in [0, 1]."""
+        out = self.decoder(feat)
         if out_hw is not None:  # ceil-mode pooling rounds odd sizes up; crop back
             out = out[..., : out_hw[0], : out_hw[1]]
         return out.clamp(0, 1)
