@@ -49,7 +49,7 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 RGB -> 1 x 3 x H x W float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255).contiguous()
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

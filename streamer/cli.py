@@ -1,0 +1,199 @@
+"""`stylestream live | convert | image | demo | styles | train | bench | build-engine`.
+
+Thin: parses options, merges them over the YAML config, and hands over to the module that does
+the work. Errors a user can cause print as one line (no traceback) and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from engines.errors import StylestreamError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Real-time style transfer for video (AdaIN): live preview, file conversion, "
+                       "virtual camera, MJPEG.")
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config (see configs/)")]
+StyleOpt = Annotated[Optional[list[str]], typer.Option("--style", "-s",
+                     help="style: preset name (see `stylestream styles`), image file or .safetensors code; repeat")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--style-weights", help="blend weights, e.g. 0.7,0.3")]
+AlphaOpt = Annotated[Optional[float], typer.Option("--alpha", "-a", min=0.0, max=1.0, help="style strength 0..1")]
+SizeOpt = Annotated[Optional[int], typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda")]
+DecoderOpt = Annotated[Optional[Path], typer.Option("--decoder", help="decoder weights (.safetensors/.pth)")]
+ColorOpt = Annotated[Optional[bool], typer.Option("--preserve-color/--no-preserve-color",
+                     help="keep the input's colours (luminance-only transfer)")]
+SmoothOpt = Annotated[Optional[bool], typer.Option("--smooth/--no-smooth", help="temporal smoothing")]
+StatsOpt = Annotated[bool, typer.Option("--stats", help="print one JSON line of timings per second")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--style-weights must be numbers separated by commas, got {text!r}") from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False, show_time=False)])
+
+
+def _overrides(**kw) -> dict:
+    """CLI options that were given, as a nested dict ('engine.backend' -> {'engine': {'backend': ...}})."""
+    out: dict = {}
+    for key, value in kw.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+@app.command()
+def image(
+    inputs: Annotated[list[Path], typer.Argument(help="image files or folders")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output file (one input) or folder")],
+    style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = 1.0,
+    preserve_color: ColorOpt = False,
+    mask: Annotated[Optional[Path], typer.Option(help="mask image: 1st style where white, 2nd where black")] = None,
+    size: Annotated[int, typer.Option(min=0, help="shorter side of the result; 0 = native")] = 512,
+    style_size: Annotated[int, typer.Option(min=64, help="shorter side a style image is read at")] = 512,
+    max_pixels: Annotated[int, typer.Option(help="refuse larger images (decompression bombs)")] = 50_000_000,
+    method: Annotated[str, typer.Option(help="adain (fast) or gatys (slow optimisation, reference)")] = "adain",
+    steps: Annotated[int, typer.Option(min=1, help="gatys: optimisation steps")] = 300,
+    optimizer: Annotated[str, typer.Option(help="gatys: lbfgs or adam")] = "lbfgs",
+    device: DeviceOpt = "auto", decoder: DecoderOpt = None, verbose: VerboseOpt = False,
+):
+    """Stylize still images."""
+    from streamer.images_cmd import ImageJob, run_image_job
+
+    _setup_logging(verbose)
+    if not style:
+        raise typer.BadParameter("give a style with --style (a preset, an image or a .safetensors code)")
+    if method not in ("adain", "gatys") or optimizer not in ("lbfgs", "adam"):
+        raise typer.BadParameter("--method is adain or gatys; --optimizer is lbfgs or adam")
+    job = ImageJob(inputs=inputs, output=output, styles=style, style_weights=parse_weights(style_weights),
+                   alpha=alpha, preserve_color=bool(preserve_color), mask=mask, size=size, style_size=style_size,
+                   max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=device,
+                   decoder=decoder)
+    for path in run_image_job(job):
+        err.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command()
+def convert(
+    inputs: Annotated[list[Path], typer.Argument(help="video files or folders of videos")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output video (one input) or folder")],
+    config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
+    preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
+    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
+    batch: Annotated[Optional[int], typer.Option(min=0, help="frames per engine call (0 = auto)")] = None,
+    codec: Annotated[Optional[str], typer.Option(help="libx264 (default), libx265, libvpx-vp9, ...")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="quality: lower is better (x264: 18 is near-lossless)")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="encoder speed preset (x264: ultrafast..veryslow)")] = None,
+    audio: Annotated[Optional[bool], typer.Option("--audio/--no-audio", help="copy the audio track")] = None,
+    overwrite: Annotated[Optional[bool], typer.Option("--overwrite/--no-overwrite")] = None,
+    stats: StatsOpt = False, verbose: VerboseOpt = False,
+):
+    """Convert video files (every frame, in order, audio copied)."""
+    from streamer.config import load_config
+    from streamer.run import run_convert
+
+    _setup_logging(verbose)
+    cfg = load_config(config, _overrides(
+        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
+        size=size, stats=stats or None, **{
+            "temporal.enabled": smooth, "engine.backend": backend, "engine.device": device,
+            "engine.decoder": decoder, "engine.batch": batch, "video.codec": codec, "video.crf": crf,
+            "video.preset": preset, "video.audio": audio, "video.overwrite": overwrite}))
+    for path in run_convert(cfg, inputs, output):
+        err.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command()
+def live(
+    source: Annotated[Optional[str], typer.Option("--source", help="camera index, URL, video file or folder")] = None,
+    config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
+    preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
+    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
+    window: Annotated[Optional[bool], typer.Option("--window/--no-window", help="preview window")] = None,
+    vcam: Annotated[bool, typer.Option("--vcam", help="send to a virtual camera (Zoom, OBS, browsers)")] = False,
+    mjpeg: Annotated[Optional[int], typer.Option("--mjpeg", help="serve MJPEG over HTTP on this port")] = None,
+    host: Annotated[Optional[str], typer.Option(help="MJPEG bind address (default 127.0.0.1)")] = None,
+    record: Annotated[Optional[Path], typer.Option(help="also record the stylized stream to this file")] = None,
+    loop: Annotated[Optional[bool], typer.Option("--loop/--no-loop", help="files: loop forever")] = None,
+    stats: StatsOpt = False, verbose: VerboseOpt = False,
+):
+    """Stylize a live source (webcam, stream, or a file played as a camera)."""
+    from streamer.config import load_config
+    from streamer.run import run_live
+
+    _setup_logging(verbose)
+    over = _overrides(
+        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
+        size=size, stats=stats or None, **{
+            "temporal.enabled": smooth, "engine.backend": backend, "engine.device": device,
+            "engine.decoder": decoder, "live.source": source, "live.window": window, "live.record": record,
+            "live.loop": loop})
+    if vcam:
+        over.setdefault("live", {})["vcam"] = {}
+    if mjpeg is not None or host is not None:
+        over.setdefault("live", {})["mjpeg"] = _overrides(port=mjpeg, host=host)
+    run_live(load_config(config, over))
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo files")] = Path("stylestream-demo"),
+    style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
+):
+    """Convert a built-in clip with a built-in style: no camera or files needed."""
+    from streamer.demo import run_demo
+
+    _setup_logging(verbose)
+    out = run_demo(output, styles=style, device=device or "auto")
+    print(out)  # the one line a script needs: where the result is
+
+
+@app.command()
+def styles():
+    """List the built-in style presets."""
+    from rich.table import Table
+
+    from engines.presets import load_preset, preset_names
+
+    table = Table("name", "work")
+    for name in preset_names():
+        table.add_row(name, load_preset(name).meta.get("work", ""))
+    Console().print(table)
+    err.print("Any image file also works as a style: --style path/to/painting.jpg")
+
+
+def main() -> None:
+    try:
+        app()  # standalone: click prints usage errors itself and exits
+    except StylestreamError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Configuration: pydantic models that YAML files in configs/ load into.
+
+Precedence: built-in defaults < the YAML file (-c) < command-line options. Unknown keys and bad
+values are a one-line ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engines.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EngineConfig(Strict):
+    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    device: str = "auto"                         # auto | cpu | cuda | cuda:1
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    decoder: Path | None = None                  # default: the shipped weights
+    batch: int = Field(default=0, ge=0, le=64)   # frames per engine call for files; 0 = pick for the device
+    cuda_graphs: bool = True
+    compile: bool = False
+
+
+class TemporalConfig(Strict):
+    enabled: bool = True
+    mechanism: Literal["both", "stats", "flow", "off"] = "both"
+    stat_momentum: float = Field(default=0.8, ge=0, lt=1)
+    flow_blend: float = Field(default=0.7, ge=0, le=1)
+    flow_size: int = Field(default=320, ge=64, le=4096)
+    cut_threshold: float = Field(default=0.3, gt=0)
+
+
+class VideoOutputConfig(Strict):
+    codec: str = "libx264"
+    crf: int = Field(default=18, ge=0, le=63)
+    preset: str = "medium"
+    audio: bool = True
+    overwrite: bool = False
+
+
+class MjpegConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    quality: int = Field(default=85, ge=10, le=100)
+
+
+class VcamConfig(Strict):
+    device: str | None = None
+    fps: float | None = None
+
+
+class LiveConfig(Strict):
+    source: str = "0"                  # camera index, URL, video file (played as a camera) or image folder
+    loop: bool = True                  # files/folders: loop forever
+    camera_width: int | None = None
+    camera_height: int | None = None
+    camera_fps: float | None = None
+    window: bool = True
+    vcam: VcamConfig | None = None
+    mjpeg: MjpegConfig | None = None
+    record: Path | None = None         # also write the stylized stream to a video file
+
+
+class StreamConfig(Strict):
+    styles: list[str] = Field(default_factory=lambda: ["starry-night"])
+    style_weights: list[float] | None = None
+    alpha: float = Field(default=1.0, ge=0, le=1)
+    preserve_color: bool = False
+    size: int = Field(default=480, ge=0, le=4320)  # shorter side the network sees (downscale only); 0 = native
+    style_size: int = Field(default=512, ge=64, le=4096)
+    max_pixels: int = Field(default=50_000_000, gt=0)
+    stats: bool = False                # one JSON line per second on stdout
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    video: VideoOutputConfig = Field(default_factory=VideoOutputConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("styles")
+    @classmethod
+    def _some_style(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one style")
+        return v
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}'"
+    return f"{source}: bad value for '{key}': {e['msg']} (got {e.get('input')!r})"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> StreamConfig:
+    """Defaults, then the YAML file, then `overrides` (nested dict of CLI options that were given)."""
+    data: dict = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as e:
+            raise ConfigError(f"Cannot read config {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        data = loaded
+    if overrides:
+        data = deep_merge(data, overrides)
+        source = f"{source} + command line" if path else "command line"
+    try:
+        return StreamConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, source)) from None

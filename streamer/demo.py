@@ -1,0 +1,55 @@
+"""`stylestream demo`: the built-in clip, converted with a built-in style. No camera, no user files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from engines.errors import OutputError
+from streamer.config import load_config
+from streamer.democlip import write_demo_clip
+
+log = logging.getLogger(__name__)
+DEMO_STYLES = ["starry-night"]
+
+
+def run_demo(folder: Path, styles: list[str] | None = None, device: str = "auto") -> Path:
+    from streamer.run import build_engine, build_styles, convert_one
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"Cannot create the demo folder {folder}: {e.strerror}") from None
+    clip = write_demo_clip(folder / "demo-input.mp4")
+    cfg = load_config(overrides={"styles": styles or DEMO_STYLES, "size": 0, "engine": {"device": device},
+                                 "video": {"overwrite": True, "preset": "veryfast"}})
+    engine = build_engine(cfg)
+    named = build_styles(cfg, engine)
+    out = folder / "demo-stylized.mp4"
+    convert_one(cfg, engine, named, clip, out)
+    preview = write_preview(clip, out, folder / "demo-preview.png")
+    log.info("input:    %s", clip)
+    log.info("stylized: %s  (style: %s, %s)", out, named[0].name, engine.describe())
+    log.info("preview:  %s  (input above, stylized below, three moments)", preview)
+    return out
+
+
+def _frames(path: Path, picks: list[int]) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    return [frames[min(i, len(frames) - 1)] for i in picks]
+
+
+def write_preview(original: Path, stylized: Path, dst: Path) -> Path:
+    """Three moments of the clip: the input row above, the stylized row below."""
+    picks = [10, 45, 80]
+    top = np.hstack(_frames(original, picks))
+    bottom = np.hstack(_frames(stylized, picks))
+    if bottom.shape != top.shape:
+        bottom = cv2.resize(bottom, (top.shape[1], top.shape[0]))
+    cv2.imwrite(str(dst), np.vstack([top, bottom]))
+    return dst

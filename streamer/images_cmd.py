@@ -1,0 +1,142 @@
+"""`stylestream image`: still images in, stylized images out (AdaIN, or Gatys as the quality reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from engines.adain import StyleCode, blend_styles
+from engines.backends.torch_backend import TorchEngine, resolve_device
+from engines.errors import InputError, OutputError
+from engines.images import (
+    IMAGE_SUFFIXES,
+    list_images,
+    load_image,
+    load_image_tensor,
+    resize_shorter,
+    save_image,
+    to_tensor,
+)
+from engines.presets import resolve_style
+from engines.still import stylize_still
+
+
+@dataclass
+class ImageJob:
+    inputs: list[Path]
+    output: Path
+    styles: list[str]
+    style_weights: list[float] | None = None
+    alpha: float = 1.0
+    preserve_color: bool = False
+    mask: Path | None = None
+    size: int = 512
+    style_size: int = 512
+    max_pixels: int = 50_000_000
+    method: str = "adain"
+    steps: int = 300
+    optimizer: str = "lbfgs"
+    device: str = "auto"
+    decoder: Path | None = None
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs. One file in + an image-suffixed output = that file; else a folder."""
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise InputError(f"No images (.jpg, .png, ...) in {p}")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"Input not found: {p}")
+    if len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES:
+        return [(files[0], output)]
+    if output.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError(f"{len(files)} input images need an output folder, not the file name {output}")
+    pairs = [(f, output / f"{f.stem}{f.suffix if f.suffix.lower() in IMAGE_SUFFIXES else '.png'}") for f in files]
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            raise OutputError(f"Output {dst} would overwrite its input; choose another output folder")
+    return pairs
+
+
+def run_image_job(job: ImageJob) -> list[Path]:
+    pairs = plan_outputs(job.inputs, job.output)
+    # Read every header first: a bad file stops the job before anything is written.
+    for src, _ in pairs:
+        load_image(src, job.max_pixels)
+    if job.mask is not None and job.style_weights:
+        raise InputError("--mask puts the first style inside and the second outside; drop --style-weights")
+    if job.mask is not None and len(job.styles) > 2:
+        raise InputError("--mask takes one style (inside) or two (inside, outside)")
+
+    if job.method == "gatys":
+        return _run_gatys(job, pairs)
+    engine = TorchEngine(_graph(job), device=job.device)
+    codes = [resolve_style(s, engine.encode_style, job.style_size, job.max_pixels) for s in job.styles]
+    style, outside = _combine(codes, job)
+    written = []
+    with _progress() as bar:
+        task = bar.add_task("stylizing", total=len(pairs))
+        for src, dst in pairs:
+            content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size)
+            mask = _load_mask(job.mask, content.shape[-2:], job.max_pixels) if job.mask else None
+            out = stylize_still(engine, content, style, job.alpha, job.preserve_color, mask, outside)
+            written.append(save_image(out, dst))
+            bar.advance(task)
+    return written
+
+
+def _graph(job: ImageJob):
+    from engines.graph import load_graph
+
+    return load_graph(str(job.decoder) if job.decoder else None)
+
+
+def _combine(codes: list[StyleCode], job: ImageJob) -> tuple[StyleCode, StyleCode | None]:
+    if job.mask is not None:
+        return codes[0], codes[1] if len(codes) > 1 else None
+    return blend_styles(codes, job.style_weights), None
+
+
+def _load_mask(path: Path, hw: tuple[int, int], max_pixels: int) -> torch.Tensor:
+    m = to_tensor(load_image(path, max_pixels)).mean(1, keepdim=True)
+    return torch.nn.functional.interpolate(m, size=tuple(hw), mode="bilinear", align_corners=False)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+
+def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]]) -> list[Path]:
+    from engines.gatys import gatys_transfer
+    from engines.vgg import load_encoder
+
+    if len(job.styles) != 1 or job.mask is not None:
+        raise InputError("--method gatys takes exactly one style image and no mask")
+    style_path = Path(job.styles[0])
+    if not style_path.is_file():
+        raise InputError(f"--method gatys needs a style image file (presets are codes, not images): {style_path}")
+    device = resolve_device(job.device)
+    encoder = load_encoder().to(device)
+    style = load_image_tensor(style_path, job.style_size, job.max_pixels).to(device)
+    written = []
+    with _progress() as bar:
+        for src, dst in pairs:
+            content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size).to(device)
+            task = bar.add_task(f"{src.name} (gatys, {job.optimizer})", total=job.steps)
+            out = gatys_transfer(encoder, content, style, steps=job.steps, optimizer=job.optimizer,
+                                 progress=lambda i, _loss, t=task: bar.update(t, completed=i))
+            if job.preserve_color:
+                from engines.adain import preserve_color
+
+                out = preserve_color(out, content)
+            written.append(save_image(out, dst))
+    return written

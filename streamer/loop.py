@@ -1,0 +1,373 @@
+"""The stream loop: source -> engine -> temporal smoother -> sinks, on three threads.
+
+    reader thread --q_in--> main thread (stylize) --q_out--> sink thread (every sink, in order)
+
+- Files: bounded queues with blocking puts, so nothing is dropped and order is kept; frames are
+  batched for throughput.
+- Live: the source already keeps only its newest frame, and q_in holds at most one frame that a
+  newer one replaces ("latest wins"), so the stylizer never works on a stale frame.
+- The stylizer runs on the main thread, which also owns the signal handlers: the first Ctrl-C or
+  SIGTERM stops reading and lets the frames in flight finish; a second one stops at once. Either
+  way every sink is closed, so a file written so far is a playable video.
+- An error anywhere stops everything; sinks are then aborted (a video sink removes its partial file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.adain import StyleCode, preserve_color
+from engines.backends.base import Engine
+from engines.errors import StylestreamError
+from streamer.frame import Frame, StreamInfo
+
+log = logging.getLogger(__name__)
+_END = object()  # end-of-stream marker on the queues
+
+
+@dataclass
+class NamedStyle:
+    name: str
+    code: StyleCode
+
+
+@dataclass
+class LoopSettings:
+    size: int = 480               # shorter side the network sees (downscale only); 0 = native
+    batch: int = 1                # frames per engine call (files)
+    preserve_color: bool = False
+    alpha: float = 1.0
+    stats: bool = False           # one JSON line per second on stdout
+    progress: bool = True         # a progress bar for files
+    queue_size: int = 8
+
+
+@dataclass
+class RunResult:
+    frames_in: int = 0
+    frames_out: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+
+def output_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(w, h) the network works at: shorter side `size` if the input is larger, even numbers."""
+    k = min(1.0, size / min(width, height)) if size else 1.0
+    return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
+
+
+class StreamLoop:
+    def __init__(self, source, engine: Engine, styles: Sequence[NamedStyle], sinks: Sequence,
+                 settings: LoopSettings, smoother=None, controls=None,
+                 on_frame: Callable[[Frame], None] | None = None):
+        self.source = source
+        self.engine = engine
+        self.styles = list(styles)
+        self.sinks = list(sinks)
+        self.settings = settings
+        self.smoother = smoother
+        self.controls = controls
+        self.on_frame = on_frame
+        self.live = bool(source.info.live)
+        self.stop = threading.Event()       # stop reading; finish frames in flight
+        self.abort = threading.Event()      # stop now
+        self.error: BaseException | None = None
+        self.result = RunResult()
+        self.stylize_ms: deque[float] = deque(maxlen=120)
+        w, h = output_size(source.info.width, source.info.height, settings.size)
+        self.out_info = StreamInfo(w, h, source.info.fps, source.info.time_base, source.info.frame_count,
+                                   source.info.duration, source.info.path, source.info.live, source.info.name)
+        self.q_in: queue.Queue = queue.Queue(maxsize=1 if self.live else max(settings.queue_size, 2 * settings.batch))
+        self.q_out: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        start = time.monotonic()
+        sinks_open = threading.Event()
+        sink_thread = threading.Thread(target=self._guard, args=(self._sink_worker, sinks_open),
+                                       name="sinks", daemon=True)
+        sink_thread.start()
+        sinks_open.wait()
+        if self.error is None:
+            reader = threading.Thread(target=self._guard, args=(self._reader,), name="reader", daemon=True)
+            reader.start()
+            with _signals_stop(self._interrupt):
+                self._guard(self._stylize_worker)
+            self._put(self.q_out, _END, force=True)
+            reader.join(timeout=5)
+        sink_thread.join()
+        self.result.seconds = time.monotonic() - start
+        if self.error is not None:
+            if isinstance(self.error, StylestreamError):
+                raise self.error
+            raise RuntimeError(f"stream failed: {self.error!r}") from self.error
+        return self.result
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.source.stop()
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread and re-raised there
+            if self.error is None:
+                self.error = e
+            self.abort.set()
+            self.request_stop()
+            if args and isinstance(args[0], threading.Event):
+                args[0].set()
+
+    def _interrupt(self) -> None:
+        if self.stop.is_set():
+            log.warning("stopping now")
+            self.abort.set()
+        else:
+            log.warning("stopping: finishing the frames in flight (Ctrl-C again to stop at once)")
+        self.result.interrupted = True
+        self.request_stop()
+
+    def _reader(self) -> None:
+        try:
+            for frame in self.source:
+                if self.stop.is_set():
+                    break
+                self.result.frames_in += 1
+                if self.live:
+                    _replace_latest(self.q_in, frame)
+                elif not self._put(self.q_in, frame):
+                    break
+        finally:
+            self._put(self.q_in, _END, force=True)
+
+    def _stylize_worker(self) -> None:
+        batch_size = 1 if self.live else max(1, self.settings.batch)
+        done = False
+        while not done and not self.abort.is_set():
+            frames = []
+            while len(frames) < batch_size:
+                item = self._get(self.q_in, block=not frames)
+                if item is None:
+                    break
+                if item is _END:
+                    done = True
+                    break
+                frames.append(item)
+            if frames:
+                for out in self._stylize(frames):
+                    if not self._put(self.q_out, out):
+                        return
+            if self.controls is not None and self.controls.quit:
+                self.request_stop()
+
+    def _stylize(self, frames: list[Frame]) -> list[Frame]:
+        t0 = time.perf_counter()
+        style, alpha = self._current_style()
+        engine = self.engine
+        x = engine.upload([f.image for f in frames])
+        w, h = self.out_info.width, self.out_info.height
+        if x.shape[-2:] != (h, w):  # resize on the device, after the one upload
+            x = F.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False,
+                              antialias=True).clamp_(0, 1).to(x.dtype)
+        smoothing = self.smoother is not None and self.smoother.enabled
+        if smoothing:
+            for f in frames:
+                if f.meta.get("seek") or f.meta.get("loop"):
+                    self.smoother.reset()
+            y = self.smoother.stylize(engine, [f.image for f in frames], x, style.code, alpha)
+        else:
+            y = engine.stylize(x, style.code, alpha)
+        if self.settings.preserve_color:
+            y = preserve_color(y.float(), x.float())
+        if smoothing and y.device.type == "cuda":  # warp on the device, before the download
+            y = torch.stack([self.smoother.smooth(f.image, yi) for f, yi in zip(frames, y, strict=True)])
+        images = engine.download(y)
+        if smoothing and y.device.type != "cuda":
+            images = [self.smoother.smooth(f.image, im) for f, im in zip(frames, images, strict=True)]
+        self.stylize_ms.append((time.perf_counter() - t0) * 1000 / len(frames))
+        out = []
+        for f, im in zip(frames, images, strict=True):
+            meta = {**f.meta, "style": style.name, "alpha": alpha, "smoothing": smoothing}
+            out.append(Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, meta))
+        return out
+
+    def _current_style(self) -> tuple[NamedStyle, float]:
+        if self.controls is None:
+            return self.styles[0], self.settings.alpha
+        if self.smoother is not None:
+            self.smoother.enabled = self.controls.smoothing
+        return self.styles[self.controls.style_index % len(self.styles)], self.controls.alpha
+
+    def _sink_worker(self, opened: threading.Event) -> None:
+        opened_sinks = []
+        try:
+            for sink in self.sinks:
+                sink.open(self.out_info)
+                opened_sinks.append(sink)
+        finally:
+            opened.set()
+        progress = _Progress(self.out_info) if self.settings.progress and not self.live else None
+        stats = _Stats(self.settings.stats, self)
+        failed = True
+        try:
+            while True:
+                item = self._get(self.q_out, block=True)
+                if item is _END or item is None and self.abort.is_set():
+                    break
+                if item is None:
+                    continue
+                for sink in opened_sinks:
+                    sink.write(item)
+                latency = (time.monotonic() - item.captured) * 1000
+                self.result.frames_out += 1
+                self.result.latencies_ms.append(latency)
+                stats.tick(latency)
+                if progress:
+                    progress.advance()
+                if self.on_frame:
+                    self.on_frame(item)
+            failed = self.error is not None and not isinstance(self.error, KeyboardInterrupt)
+        finally:
+            if progress:
+                progress.close()
+            for sink in opened_sinks:
+                try:
+                    sink.abort() if failed else sink.close()
+                except Exception as e:  # noqa: BLE001 - close the others anyway
+                    log.error("closing %s failed: %s", getattr(sink, "name", sink), e)
+                    if self.error is None:
+                        self.error = e
+
+    # -- queue helpers (wake up regularly to notice a stop) ------------------------------------
+
+    def _put(self, q: queue.Queue, item, force: bool = False) -> bool:
+        while True:
+            if self.abort.is_set() and not force:
+                return False
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if force and self.abort.is_set():
+                    _replace_latest(q, item)
+                    return True
+
+    def _get(self, q: queue.Queue, block: bool):
+        deadline = time.monotonic() + (3600 * 24 if block else 0)
+        while True:
+            try:
+                return q.get(timeout=0.1) if block else q.get_nowait()
+            except queue.Empty:
+                if not block or time.monotonic() > deadline or (self.abort.is_set() and q is self.q_in):
+                    return None
+
+
+def _replace_latest(q: queue.Queue, item) -> None:
+    """Put `item`, dropping what is queued if full (live: latest wins)."""
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+
+
+class _signals_stop:
+    """SIGINT/SIGTERM call `handler` instead of raising, while the block runs (main thread only)."""
+
+    def __init__(self, handler: Callable[[], None]):
+        self.handler = handler
+        self.previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, lambda *_: self.handler())
+        return self
+
+    def __exit__(self, *exc):
+        for sig, prev in self.previous.items():
+            signal.signal(sig, prev)
+
+
+class _Stats:
+    """Rolling fps/latency; with `enabled`, one JSON line per second on stdout."""
+
+    def __init__(self, enabled: bool, loop: StreamLoop):
+        self.enabled = enabled
+        self.loop = loop
+        self.window: deque[tuple[float, float]] = deque()
+        self.last_print = time.monotonic()
+
+    def tick(self, latency_ms: float) -> None:
+        now = time.monotonic()
+        self.window.append((now, latency_ms))
+        while self.window and now - self.window[0][0] > 1.0:
+            self.window.popleft()
+        if self.enabled and now - self.last_print >= 1.0:
+            self.last_print = now
+            lat = sorted(v for _, v in self.window)
+            ms = list(self.loop.stylize_ms)
+            line = {
+                "time": round(time.time(), 3),
+                "frames": self.loop.result.frames_out,
+                "fps": round(len(self.window) / 1.0, 2),
+                "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None,
+                "latency_ms_max": round(lat[-1], 1) if lat else None,
+                "stylize_ms": round(sorted(ms)[len(ms) // 2], 1) if ms else None,
+                "dropped": getattr(self.loop.source, "dropped", 0),
+            }
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+
+
+class _Progress:
+    """Frames, fps and time left for file conversions."""
+
+    def __init__(self, info: StreamInfo):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]} fps"), TimeRemainingColumn())
+        self.start = time.monotonic()
+        self.done = 0
+        self.task = self.bar.add_task(info.name or "frames", total=info.frame_count, fps="-")
+        self.bar.start()
+
+    def advance(self) -> None:
+        self.done += 1
+        fps = self.done / max(1e-6, time.monotonic() - self.start)
+        self.bar.update(self.task, advance=1, fps=f"{fps:.1f}")
+
+    def close(self) -> None:
+        self.bar.stop()

@@ -1,0 +1,158 @@
+"""Builds a stream from a StreamConfig (engine, styles, source, smoother, sinks) and runs it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engines.adain import blend_styles
+from engines.backends import create_engine
+from engines.backends.base import Engine
+from engines.errors import InputError, OutputError
+from engines.presets import resolve_style
+from streamer.config import StreamConfig
+from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
+
+
+def build_engine(cfg: StreamConfig) -> Engine:
+    e = cfg.engine
+    options = {}
+    if e.backend in ("torch", "auto"):
+        options = {"cuda_graphs": e.cuda_graphs, "compile": e.compile}
+    engine = create_engine(e.backend, device=e.device, precision=e.precision,
+                           decoder=str(e.decoder) if e.decoder else None, **options)
+    log.info("engine: %s", engine.describe())
+    return engine
+
+
+def build_styles(cfg: StreamConfig, engine: Engine) -> list[NamedStyle]:
+    """The styles hotkeys cycle through; a weighted blend (if weights are given) comes first."""
+    named = []
+    for spec in cfg.styles:
+        code = resolve_style(spec, engine.encode_style, cfg.style_size, cfg.max_pixels)
+        named.append(NamedStyle(Path(spec).stem if Path(spec).suffix else spec, code))
+    if cfg.style_weights:
+        mix = blend_styles([n.code for n in named], cfg.style_weights)
+        label = " + ".join(f"{w:g} {n.name}" for w, n in zip(cfg.style_weights, named, strict=True))
+        named.insert(0, NamedStyle(label, mix))
+    return named
+
+
+def build_smoother(cfg: StreamConfig):
+    t = cfg.temporal
+    if not t.enabled or t.mechanism == "off":
+        return None
+    from streamer.temporal import TemporalSettings, TemporalSmoother
+
+    return TemporalSmoother(TemporalSettings(**t.model_dump()))
+
+
+def _batch(cfg: StreamConfig, engine: Engine) -> int:
+    return cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
+
+
+def _settings(cfg: StreamConfig, engine: Engine, live: bool) -> LoopSettings:
+    return LoopSettings(size=cfg.size, batch=1 if live else _batch(cfg, engine),
+                        preserve_color=cfg.preserve_color, alpha=cfg.alpha, stats=cfg.stats,
+                        progress=not live)
+
+
+def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file())
+            if not found:
+                raise InputError(f"No video files in {p}")
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            raise InputError(f"Input not found: {p}")
+    if len(files) == 1 and output.suffix:
+        pairs = [(files[0], output)]
+    elif output.suffix:
+        raise OutputError(f"{len(files)} input videos need an output folder, not the file name {output}")
+    else:
+        pairs = [(f, output / f"{f.stem}.mp4") for f in files]
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            raise OutputError(f"Output {dst} would overwrite its input; choose another name")
+    return pairs
+
+
+def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
+    from streamer.sinks.video_file import VideoFileSink
+    from streamer.sources import VideoFileSource
+
+    v = cfg.video
+    with VideoFileSource(src) as source:
+        sink = VideoFileSink(dst, codec=v.codec, crf=v.crf, preset=v.preset, audio=v.audio, overwrite=v.overwrite)
+        loop = StreamLoop(source, engine, styles, [sink], _settings(cfg, engine, live=False), build_smoother(cfg))
+        result = loop.run()
+    log.info("%s: %d frames in %.1f s (%.2f fps)%s", dst, result.frames_out, result.seconds, result.fps,
+             " - interrupted, the file holds the frames so far" if result.interrupted else "")
+    return result
+
+
+def run_convert(cfg: StreamConfig, inputs: list[Path], output: Path) -> list[Path]:
+    pairs = plan_conversions(inputs, output)
+    engine = build_engine(cfg)
+    styles = build_styles(cfg, engine)
+    written = []
+    for src, dst in pairs:
+        result = convert_one(cfg, engine, styles, src, dst)
+        written.append(dst)
+        if result.interrupted:
+            break
+    return written
+
+
+def run_live(cfg: StreamConfig) -> RunResult:
+    from streamer.controls import LiveControls
+    from streamer.sources import open_source
+
+    lc = cfg.live
+    engine = build_engine(cfg)
+    styles = build_styles(cfg, engine)
+    smoother = build_smoother(cfg)
+    controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
+    source = open_source(lc.source, live=True, loop=lc.loop, width=lc.camera_width, height=lc.camera_height,
+                         fps=lc.camera_fps)
+    with source:
+        sinks = _live_sinks(cfg, engine, controls, source)
+        loop = StreamLoop(source, engine, styles, sinks, _settings(cfg, engine, live=True), smoother, controls)
+        return loop.run()
+
+
+def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
+    lc = cfg.live
+    sinks = []
+    if lc.window:
+        from streamer.sinks.window import WindowSink
+
+        def hud_info() -> dict:
+            return {"style": controls.style_name, "alpha": controls.alpha, "backend": engine.describe(),
+                    "smoothing": controls.smoothing, "source": getattr(source, "status", "")}
+
+        sinks.append(WindowSink(controls=controls, hud_info=hud_info))
+    if lc.mjpeg is not None:
+        from streamer.sinks.mjpeg import MjpegSink
+
+        sinks.append(MjpegSink(host=lc.mjpeg.host, port=lc.mjpeg.port, quality=lc.mjpeg.quality))
+    if lc.vcam is not None:
+        from streamer.sinks.vcam import VirtualCameraSink
+
+        sinks.append(VirtualCameraSink(device=lc.vcam.device, fps=lc.vcam.fps))
+    if lc.record is not None:
+        from streamer.sinks.video_file import VideoFileSink
+
+        v = cfg.video
+        sinks.append(VideoFileSink(lc.record, codec=v.codec, crf=v.crf, preset=v.preset, audio=False,
+                                   overwrite=v.overwrite))
+    if not sinks:
+        raise OutputError("live needs an output: the preview window, --vcam, --mjpeg PORT or --record FILE")
+    return sinks

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from engines.errors import ConfigError
+from streamer.config import load_config
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["webcam", "convert", "vcam"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.styles and 0 <= cfg.alpha <= 1
+
+
+def test_vcam_config_turns_the_virtual_camera_on_and_the_window_off():
+    cfg = load_config(CONFIGS / "vcam.yaml")
+    assert cfg.live.vcam is not None and cfg.live.window is False
+
+
+def test_command_line_overrides_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("alpha: 0.5\nengine:\n  backend: torch\n  batch: 2\n")
+    cfg = load_config(p, {"alpha": 0.9, "engine": {"device": "cpu"}})
+    assert cfg.alpha == 0.9 and cfg.engine.backend == "torch" and cfg.engine.batch == 2
+    assert cfg.engine.device == "cpu"
+
+
+def test_unknown_key_is_a_one_line_error_naming_it(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("temporal:\n  smoothness: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "unknown key 'temporal.smoothness'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_value_names_the_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("alpha: 2\n")
+    with pytest.raises(ConfigError, match="'alpha'"):
+        load_config(p)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("styles: [a, b\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="Cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(p)
