@@ -51,15 +51,37 @@ class Engine(ABC):
     # -- the frame boundary -------------------------------------------------------------------
 
     def upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """BGR uint8 frames (same size) -> N x 3 x H x W RGB float on the device."""
-        host = torch.from_numpy(np.stack(frames))
+        """BGR uint8 frames (same size) -> N x 3 x H x W RGB float on the device.
+
+        On CUDA the frames are stacked straight into a reused pinned buffer and copied
+        asynchronously; colour order, layout and scaling are done on the GPU.
+        """
         if self.device.type == "cuda":
-            host = host.pin_memory()
-        x = host.to(self.device, non_blocking=True)
+            host = self._pinned((len(frames), *frames[0].shape), "up")
+            np.stack(frames, out=host.numpy())
+            x = host.to(self.device, non_blocking=True)
+        else:
+            x = torch.from_numpy(np.stack(frames))
         return x.flip(-1).permute(0, 3, 1, 2).to(self.dtype).div_(255)
 
     def download(self, batch: torch.Tensor) -> list[np.ndarray]:
         """N x 3 x H x W RGB [0, 1] -> BGR uint8 frames (one transfer)."""
         x = batch.clamp(0, 1).mul(255).round_().to(torch.uint8).flip(1).permute(0, 2, 3, 1).contiguous()
-        host = x.cpu().numpy()
-        return list(host)
+        if x.device.type == "cuda":
+            host = self._pinned(tuple(x.shape), "down")
+            host.copy_(x, non_blocking=True)
+            torch.cuda.current_stream(x.device).synchronize()
+            return [f.copy() for f in host.numpy()]  # the pinned buffer is reused by the next call
+        return list(x.numpy())
+
+    def _pinned(self, shape: tuple, role: str) -> torch.Tensor:
+        """A page-locked uint8 host buffer per (shape, direction), allocated once.
+
+        Safe to reuse: the loop is sequential, so a batch's upload has finished before the
+        next batch is stacked into the same buffer (its result was downloaded in between).
+        """
+        pool = self.__dict__.setdefault("_pinned_pool", {})
+        key = (shape, role)
+        if key not in pool:
+            pool[key] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        return pool[key]
