@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,18 +21,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                        "virtual camera, MJPEG.")
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="YAML config (see configs/)")]
-StyleOpt = Annotated[Optional[list[str]], typer.Option("--style", "-s",
+ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="YAML config (see configs/)")]
+StyleOpt = Annotated[list[str] | None, typer.Option("--style", "-s",
                      help="style: preset name (see `stylestream styles`), image file or .safetensors code; repeat")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--style-weights", help="blend weights, e.g. 0.7,0.3")]
-AlphaOpt = Annotated[Optional[float], typer.Option("--alpha", "-a", min=0.0, max=1.0, help="style strength 0..1")]
-SizeOpt = Annotated[Optional[int], typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda")]
-DecoderOpt = Annotated[Optional[Path], typer.Option("--decoder", help="decoder weights (.safetensors/.pth)")]
-ColorOpt = Annotated[Optional[bool], typer.Option("--preserve-color/--no-preserve-color",
+WeightsOpt = Annotated[str | None, typer.Option("--style-weights", help="blend weights, e.g. 0.7,0.3")]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="style strength 0..1")]
+SizeOpt = Annotated[int | None, typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda")]
+DecoderOpt = Annotated[Path | None, typer.Option("--decoder", help="decoder weights (.safetensors/.pth)")]
+ColorOpt = Annotated[bool | None, typer.Option("--preserve-color/--no-preserve-color",
                      help="keep the input's colours (luminance-only transfer)")]
-SmoothOpt = Annotated[Optional[bool], typer.Option("--smooth/--no-smooth", help="temporal smoothing")]
+SmoothOpt = Annotated[bool | None, typer.Option("--smooth/--no-smooth", help="temporal smoothing")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="print one JSON line of timings per second")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 
@@ -73,7 +73,7 @@ def image(
     output: Annotated[Path, typer.Option("-o", "--output", help="output file (one input) or folder")],
     style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = 1.0,
     preserve_color: ColorOpt = False,
-    mask: Annotated[Optional[Path], typer.Option(help="mask image: 1st style where white, 2nd where black")] = None,
+    mask: Annotated[Path | None, typer.Option(help="mask image: 1st style where white, 2nd where black")] = None,
     size: Annotated[int, typer.Option(min=0, help="shorter side of the result; 0 = native")] = 512,
     style_size: Annotated[int, typer.Option(min=64, help="shorter side a style image is read at")] = 512,
     max_pixels: Annotated[int, typer.Option(help="refuse larger images (decompression bombs)")] = 50_000_000,
@@ -105,12 +105,12 @@ def convert(
     config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
     preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
     backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
-    batch: Annotated[Optional[int], typer.Option(min=0, help="frames per engine call (0 = auto)")] = None,
-    codec: Annotated[Optional[str], typer.Option(help="libx264 (default), libx265, libvpx-vp9, ...")] = None,
-    crf: Annotated[Optional[int], typer.Option(help="quality: lower is better (x264: 18 is near-lossless)")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="encoder speed preset (x264: ultrafast..veryslow)")] = None,
-    audio: Annotated[Optional[bool], typer.Option("--audio/--no-audio", help="copy the audio track")] = None,
-    overwrite: Annotated[Optional[bool], typer.Option("--overwrite/--no-overwrite")] = None,
+    batch: Annotated[int | None, typer.Option(min=0, help="frames per engine call (0 = auto)")] = None,
+    codec: Annotated[str | None, typer.Option(help="libx264 (default), libx265, libvpx-vp9, ...")] = None,
+    crf: Annotated[int | None, typer.Option(help="quality: lower is better (x264: 18 is near-lossless)")] = None,
+    preset: Annotated[str | None, typer.Option(help="encoder speed preset (x264: ultrafast..veryslow)")] = None,
+    audio: Annotated[bool | None, typer.Option("--audio/--no-audio", help="copy the audio track")] = None,
+    overwrite: Annotated[bool | None, typer.Option("--overwrite/--no-overwrite")] = None,
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Convert video files (every frame, in order, audio copied)."""
@@ -130,16 +130,16 @@ def convert(
 
 @app.command()
 def live(
-    source: Annotated[Optional[str], typer.Option("--source", help="camera index, URL, video file or folder")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="camera index, URL, video file or folder")] = None,
     config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
     preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
     backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
-    window: Annotated[Optional[bool], typer.Option("--window/--no-window", help="preview window")] = None,
+    window: Annotated[bool | None, typer.Option("--window/--no-window", help="preview window")] = None,
     vcam: Annotated[bool, typer.Option("--vcam", help="send to a virtual camera (Zoom, OBS, browsers)")] = False,
-    mjpeg: Annotated[Optional[int], typer.Option("--mjpeg", help="serve MJPEG over HTTP on this port")] = None,
-    host: Annotated[Optional[str], typer.Option(help="MJPEG bind address (default 127.0.0.1)")] = None,
-    record: Annotated[Optional[Path], typer.Option(help="also record the stylized stream to this file")] = None,
-    loop: Annotated[Optional[bool], typer.Option("--loop/--no-loop", help="files: loop forever")] = None,
+    mjpeg: Annotated[int | None, typer.Option("--mjpeg", help="serve MJPEG over HTTP on this port")] = None,
+    host: Annotated[str | None, typer.Option(help="MJPEG bind address (default 127.0.0.1)")] = None,
+    record: Annotated[Path | None, typer.Option(help="also record the stylized stream to this file")] = None,
+    loop: Annotated[bool | None, typer.Option("--loop/--no-loop", help="files: loop forever")] = None,
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Stylize a live source (webcam, stream, or a file played as a camera)."""
@@ -162,7 +162,8 @@ def live(
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo files")] = Path("stylestream-demo"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo files")] = Path(
+        "stylestream-demo"),
     style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
 ):
     """Convert a built-in clip with a built-in style: no camera or files needed."""
@@ -185,6 +186,16 @@ def styles():
         table.add_row(name, load_preset(name).meta.get("work", ""))
     Console().print(table)
     err.print("Any image file also works as a style: --style path/to/painting.jpg")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def train(ctx: typer.Context):
+    """Train the AdaIN decoder (see `stylestream train --help`)."""
+    from engines.train.__main__ import main as train_main
+
+    code = train_main(list(ctx.args))  # one option parser, shared with `python -m engines.train`
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -34,8 +34,10 @@ class TemporalConfig(Strict):
     mechanism: Literal["both", "stats", "flow", "off"] = "both"
     stat_momentum: float = Field(default=0.8, ge=0, lt=1)
     flow_blend: float = Field(default=0.7, ge=0, le=1)
-    flow_size: int = Field(default=320, ge=64, le=4096)
+    flow_size: int = Field(default=320, ge=32, le=4096)
     cut_threshold: float = Field(default=0.3, gt=0)
+    flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
+    photo_threshold: float = Field(default=0.08, gt=0, le=1)
 
 
 class VideoOutputConfig(Strict):

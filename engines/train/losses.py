@@ -1,0 +1,69 @@
+"""The AdaIN training loss (Huang & Belongie 2017, section 6).
+
+t = AdaIN(f(c), f(s)) on relu4_1; g = decoder(t).
+Content loss: MSE(f(g), t) at relu4_1. Style loss: sum over relu1_1..relu4_1 of the MSE between the
+per-channel means and between the per-channel stds of phi(g) and phi(s). Statistics in fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.adain import adain, mean_std
+from engines.vgg import VGGEncoder
+
+
+@dataclass
+class Losses:
+    total: torch.Tensor
+    content: torch.Tensor
+    style: torch.Tensor
+
+
+class AdaINLoss(nn.Module):
+    """Loss of a decoder under a frozen encoder. `forward(decoder, content, style) -> Losses`."""
+
+    def __init__(self, encoder: VGGEncoder, content_weight: float = 1.0, style_weight: float = 10.0,
+                 channels_last: bool = False):
+        super().__init__()
+        self.channels_last = channels_last
+        self.encoder = encoder.eval()
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        self.content_weight = content_weight
+        self.style_weight = style_weight
+
+    @torch.no_grad()
+    def targets(self, content: torch.Tensor, style: torch.Tensor
+                ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """AdaIN target t (fp32) and the style's per-layer (mean, std) (fp32)."""
+        n = content.shape[0]
+        both = torch.cat([content, style])  # one encoder pass for both halves
+        if self.channels_last:
+            both = both.contiguous(memory_format=torch.channels_last)
+        feats = self.encoder.features(both)
+        style_stats = [mean_std(f[n:]) for f in feats]
+        t = adain(feats[-1][:n], *style_stats[-1])
+        return t, style_stats
+
+    def forward(self, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor) -> Losses:
+        t, style_stats = self.targets(content, style)
+        return self.from_targets(decoder, t, style_stats)
+
+    def from_targets(self, decoder: nn.Module, t: torch.Tensor,
+                     style_stats: list[tuple[torch.Tensor, torch.Tensor]]) -> Losses:
+        # The decoder sees t in the autocast dtype; the target stays fp32.
+        out = decoder(t.to(memory_format=torch.channels_last) if self.channels_last else t)
+        feats = self.encoder.features(out)
+        content_loss = F.mse_loss(feats[-1].float(), t)
+        style_loss = out.new_zeros((), dtype=torch.float32)
+        for f, (s_mean, s_std) in zip(feats, style_stats, strict=True):
+            g_mean, g_std = mean_std(f)
+            style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
+        total = self.content_weight * content_loss + self.style_weight * style_loss
+        return Losses(total, content_loss.detach(), style_loss.detach())
+
