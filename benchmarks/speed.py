@@ -7,6 +7,8 @@
 Prints a table and writes JSON (default benchmarks/results/speed-<host-kind>-<date>.json) with the
 machine beside the numbers. Thin on purpose: the work is engines.bench.run_bench, which imports
 only torch, numpy and engines.* (rich if present), so this runs on a bare GPU box too.
+`stylestream bench` takes the same options and adds the end-to-end `convert` fps on a generated
+clip (that part needs the streamer package: PyAV, OpenCV, pydantic).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install needed
 
-from engines.bench import BenchSettings, parse_resolutions, print_table, run_bench, write_result  # noqa: E402
+from engines.bench import BenchSettings, bench_options, parse_resolutions, print_table, run_bench, write_result  # noqa: E402
 from engines.errors import StylestreamError  # noqa: E402
 
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-1080p", action="store_true", help="leave out 1920x1080 (slow on a CPU)")
     p.add_argument("--decoder", help="decoder weights to time (default: a random decoder, same speed)")
     p.add_argument("--no-cuda-graphs", action="store_true", help="torch backend: plain launches")
+    p.add_argument("--threads", type=int, help="CPU threads (torch and onnxruntime; default: physical cores)")
     p.add_argument("--out", help="JSON path (default benchmarks/results/speed-<host>-<date>.json)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             backends=[b.strip() for b in a.backends.split(",")] if a.backends else None,
             device=a.device, precision=a.precision, resolutions=parse_resolutions(a.resolutions),
             batch=a.batch, warmup=a.warmup, iters=a.iters, skip_1080p=a.skip_1080p, decoder=a.decoder,
-            options={"cuda_graphs": False} if a.no_cuda_graphs else {},
+            options=bench_options(a.no_cuda_graphs, a.threads),
         )
         result = run_bench(settings)
         print_table(result)

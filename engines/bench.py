@@ -4,9 +4,11 @@ For every available backend (engines.backends.select) and resolution, after warm
 - `stylize_ms`: the per-frame graph alone (engine.stylize), median and p90 over the timed runs;
 - `frame_ms`: the frame boundary included (upload of BGR uint8 frames, stylize, download);
 - peak memory: CUDA: torch.cuda.max_memory_allocated over the timed runs (what torch allocated:
-  TensorRT's and onnxruntime's own workspaces are not in it); CPU: the growth of the process's
-  resident set, read from /proc/self/status (VmHWM after resetting it through
-  /proc/self/clear_refs, minus VmRSS before), so no psutil is needed.
+  TensorRT's and onnxruntime's own workspaces are not in it); CPU: the process's peak resident
+  set over the timed runs (VmHWM from /proc/self/status after resetting it through
+  /proc/self/clear_refs; no psutil needed), and how much of it was new (peak minus VmRSS before).
+  The resident set is the whole process (Python, torch, every engine built so far), so compare
+  backends by `mem_growth_mb` and by the peak with that in mind.
 Machine facts (CPU model, cores, GPU and compute capability, library versions) go beside the
 numbers. `stylestream bench` and benchmarks/speed.py are thin wrappers around `run_bench`.
 
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (720, 1280), (1080, 1920))
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # A hook gets the engine and its backend name after that backend's runs; what it returns (a dict)
-# is stored under the backend's "extra" (e.g. the lead's end-to-end `convert` fps).
+# is stored under the backend's "extra" (e.g. the end-to-end `convert` fps that `stylestream bench` adds).
 Hook = Callable[[Engine, str], dict | None]
 
 
@@ -56,18 +58,25 @@ class BenchSettings:
     options: dict = field(default_factory=dict)  # passed to create_engine (e.g. cuda_graphs=False)
 
 
+def bench_options(no_cuda_graphs: bool = False, threads: int | None = None) -> dict:
+    """Engine options from the command line (create_engine drops those a backend does not take)."""
+    options: dict = {}
+    if no_cuda_graphs:
+        options["cuda_graphs"] = False
+    if threads:
+        options["threads"] = threads
+    return options
+
+
 def res_name(hw: tuple[int, int]) -> str:
     return f"{hw[1]}x{hw[0]}"
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
     """'640x360,1280x720' (WIDTHxHEIGHT) -> [(360, 640), (720, 1280)]."""
-    out = []
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        m = re.fullmatch(r"(\d+)[xX](\d+)", item)
-        if not m or min(int(m.group(1)), int(m.group(2))) < 8:
-            raise ConfigError(f"Bad resolution {item!r}: write WIDTHxHEIGHT (sides >= 8), e.g. 640x360")
-        out.append((int(m.group(2)), int(m.group(1))))
+    from engines.backends.tensorrt_backend import parse_resolution  # one parser for every CLI option
+
+    out = [parse_resolution(item) for item in text.split(",") if item.strip()]
     if not out:
         raise ConfigError("No resolution given: e.g. --resolutions 640x360,1280x720")
     return out
@@ -108,12 +117,13 @@ def _proc_status_kib(key: str) -> int | None:
 
 
 class _MemoryProbe:
-    """Peak memory over a block: CUDA allocator peak, or the resident set's growth on the CPU."""
+    """Peak memory over a block: the CUDA allocator's peak, or the process's peak resident set on the CPU."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.kind = "cuda_max_allocated" if device.type == "cuda" else "rss_growth"
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
         self.exact = True
+        self.growth_mb: float | None = None
 
     def __enter__(self):
         if self.device.type == "cuda":
@@ -134,7 +144,9 @@ class _MemoryProbe:
             self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
             hwm = _proc_status_kib("VmHWM")
-            self.peak_mb = None if hwm is None or self.rss0 is None else max(0, hwm - self.rss0) / 1024
+            self.peak_mb = None if hwm is None else hwm / 1024
+            if hwm is not None and self.rss0 is not None:
+                self.growth_mb = max(0, hwm - self.rss0) / 1024
         return False
 
 
@@ -187,6 +199,7 @@ def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: in
         "frame_ms_median": round(float(np.median(fr_ms)), 2),
         "frame_fps": round(1000 / float(np.median(fr_ms)), 2),
         "peak_mem_mb": None if mem.peak_mb is None else round(mem.peak_mb, 1),
+        "mem_growth_mb": None if mem.growth_mb is None else round(mem.growth_mb, 1),
         "mem_kind": mem.kind if mem.exact else mem.kind + " (upper bound)",
     }
 
@@ -218,11 +231,20 @@ def _graph(decoder: str | None):
 def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
               on_row: Callable[[dict], None] | None = None) -> dict:
     """Run the benchmark; returns the JSON-ready result (see write_result / print_table)."""
-    from engines.backends.select import available_backends, create_engine, resolve_device_type
+    from engines.backends.select import (
+        BACKENDS,
+        available_backends,
+        create_engine,
+        resolve_device_type,
+        why_unavailable,
+    )
 
     s = settings or BenchSettings()
     present = available_backends()
     names = list(s.backends) if s.backends else present
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ConfigError(f"Unknown backend {unknown[0]!r}: use {', '.join(BACKENDS)}")
     graph, weights = _graph(s.decoder)
     device_type = resolve_device_type(s.device)
     on_cpu = device_type == "cpu"
@@ -241,7 +263,9 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
     }
     for name in names:
         if name not in present:
-            result["skipped"].append({"backend": name, "reason": "not available here"})
+            reason = why_unavailable(name) or "not available here"
+            result["skipped"].append({"backend": name, "reason": reason})
+            log.warning("skipping %s: %s", name, reason)
             continue
         t0 = time.perf_counter()
         try:
@@ -281,7 +305,10 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
 # -- output ---------------------------------------------------------------------------------------
 
 
-def default_path(result: dict, folder: Path = RESULTS_DIR) -> Path:
+def default_path(result: dict, folder: Path | None = None) -> Path:
+    """benchmarks/results/speed-<host kind>-<date>.json in a checkout, else in the current folder."""
+    if folder is None:
+        folder = RESULTS_DIR if RESULTS_DIR.is_dir() else Path.cwd()
     date = result.get("created", dt.date.today().isoformat())[:10]
     return folder / f"speed-{result['machine'].get('host_kind', 'cpu')}-{date}.json"
 
@@ -305,6 +332,20 @@ def table_rows(result: dict) -> list[list[str]]:
     return [["-" if r.get(k) is None else str(r[k]) for k, _ in COLUMNS] for r in result["results"]]
 
 
+def note_lines(result: dict) -> list[str]:
+    """What goes under the table: end-to-end results from hooks, then what was skipped and why."""
+    lines = []
+    for backend, extra in result.get("extra", {}).items():
+        c = extra.get("convert")
+        if c:
+            lines.append(f"convert, end to end ({backend}): {c['fps']} fps on a {c['clip']} clip, {c['frames']} frames "
+                         f"in {c['seconds']} s (smoothing {c['smoothing']})")
+    for sk in result.get("skipped", []):
+        where = " ".join(filter(None, (sk.get("backend"), sk.get("resolution"))))
+        lines.append(f"skipped {where}: {sk['reason']}")
+    return lines
+
+
 def print_table(result: dict, file=None) -> None:
     """The results as a table (rich when importable, plain text otherwise), machine line on top."""
     import sys
@@ -321,8 +362,8 @@ def print_table(result: dict, file=None) -> None:
         out.write(title + "\n")
         for r in rows:
             out.write("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + "\n")
-        for sk in result["skipped"]:
-            out.write(f"skipped: {sk}\n")
+        for line in note_lines(result):
+            out.write(line + "\n")
         return
     table = Table(title=title)
     for i, (_, head) in enumerate(COLUMNS):
@@ -330,6 +371,8 @@ def print_table(result: dict, file=None) -> None:
     for r in table_rows(result):
         table.add_row(*r)
     console = Console(file=file)
+    if not console.is_terminal:  # a file or a pipe: no terminal width to fit, so do not squeeze the columns
+        console.width = max(console.width, 132)
     console.print(table)
-    for sk in result["skipped"]:
-        console.print(f"[dim]skipped {sk.get('backend')} {sk.get('resolution', '')}: {sk['reason']}[/dim]")
+    for line in note_lines(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -27,6 +27,7 @@ here, so the legacy exporter it is; `exporter="dynamo"` stays available for when
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -62,6 +63,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 # Which tensors are images/features (fp16 in the fp16 graph); every other tensor is an fp32 statistic.
 IMAGE_TENSORS = frozenset({"content", "stylized", "feat", "image"})
 FEAT_CHANNELS = 512
+TRACE_HW = (24, 40)  # the size the exporter traces at; odd feature sizes (3 x 5) on purpose
 
 
 def tensor_dtype(name: str, precision: str) -> torch.dtype:
@@ -152,7 +154,10 @@ def export_onnx(graph: StyleGraph, path: str | Path, part: Part = "full", precis
     dtype = torch.float16 if precision == "fp16" else torch.float32
     # A copy, so exporting fp16 does not turn the caller's graph to half.
     module = _WRAPPERS[part](_copy_graph(graph).to("cpu", dtype).eval())
-    args = example_inputs(part, precision, n=2)
+    # Traced once at a small size (sizes are dynamic axes): fp16 convolutions on the CPU are slow,
+    # and 64x64 took 13 s to trace against well under a second here. Batch 2, not 1, so that no
+    # size-1 dimension gets baked in as a broadcast.
+    args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1])
     names = {"input_names": list(INPUTS[part]), "output_names": list(OUTPUTS[part])}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,8 +190,6 @@ def _export_dynamo(module: nn.Module, args, path: Path, part: str, opset: int, n
 
 
 def _copy_graph(graph: StyleGraph) -> StyleGraph:
-    import copy
-
     return copy.deepcopy(graph)
 
 

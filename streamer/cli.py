@@ -188,6 +188,103 @@ def styles():
     err.print("Any image file also works as a style: --style path/to/painting.jpg")
 
 
+def _convert_hook(clip_size: str, seconds: float, folder: Path):
+    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip (the demo clip).
+
+    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size.
+    """
+    from engines.bench import parse_resolutions, random_style
+    from streamer.config import StreamConfig
+    from streamer.democlip import render_frame, write_demo_clip
+    from streamer.loop import NamedStyle
+    from streamer.run import convert_one
+
+    ((h, w),) = parse_resolutions(clip_size)
+    h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
+    clip = write_demo_clip(folder / f"clip-{w}x{h}.mp4", seconds=seconds, width=w, height=h)
+    cfg = StreamConfig(size=0, video={"overwrite": True})
+    style = random_style()
+
+    def hook(engine, name: str) -> dict:
+        # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
+        feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
+        engine.decode(feat, mean, std, style, 1.0, (h, w))
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
+        return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
+                            "fps": round(result.fps, 2),
+                            "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
+
+    return hook
+
+
+@app.command()
+def bench(
+    backends: Annotated[str | None, typer.Option(
+        help="comma-separated: torch,onnxruntime,tensorrt (default: every available one)")] = None,
+    device: DeviceOpt = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | fp16 | bf16 (torch only)")] = "auto",
+    resolutions: Annotated[str, typer.Option(help="WIDTHxHEIGHT,...")] = "256x256,640x360,1280x720,1920x1080",
+    batch: Annotated[int, typer.Option(min=1, help="frames per engine call")] = 1,
+    warmup: Annotated[int | None, typer.Option(min=0, help="untimed runs first (default 3 on CUDA, 1 on CPU)")] = None,
+    iters: Annotated[int | None, typer.Option(min=1, help="timed runs (default 20 on CUDA, 3 on CPU)")] = None,
+    skip_1080p: Annotated[bool, typer.Option("--skip-1080p", help="leave out 1920x1080 (slow on a CPU)")] = False,
+    decoder: Annotated[Path | None, typer.Option(help="decoder weights to time (default: random, same speed)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: physical cores)")] = None,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="torch backend on CUDA")] = True,
+    with_convert: Annotated[bool, typer.Option("--convert/--no-convert",
+                            help="also time `convert` end to end on a generated clip")] = True,
+    clip: Annotated[str, typer.Option(help="size of the generated clip, WIDTHxHEIGHT")] = "640x360",
+    clip_seconds: Annotated[float, typer.Option(min=0.1, max=60, help="length of the clip (24 fps)")] = 2.0,
+    out: Annotated[Path | None, typer.Option("--out", "-o",
+                   help="JSON file (default: benchmarks/results/speed-<host>-<date>.json in a checkout)")] = None,
+    verbose: VerboseOpt = False,
+):
+    """Time every available backend (ms/frame, fps, peak memory) and `convert` end to end: table + JSON."""
+    import tempfile
+
+    from engines.bench import BenchSettings, bench_options, parse_resolutions, print_table, run_bench, write_result
+
+    _setup_logging(verbose)
+    settings = BenchSettings(
+        backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
+        device=device or "auto", precision=precision, resolutions=parse_resolutions(resolutions), batch=batch,
+        warmup=warmup, iters=iters, skip_1080p=skip_1080p, decoder=str(decoder) if decoder else None,
+        options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads))
+    with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
+        hooks = [_convert_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
+        result = run_bench(settings, hooks)
+    path = write_result(result, out)
+    print_table(result)
+    err.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command("build-engine")
+def build_engine_command(
+    resolution: Annotated[list[str] | None, typer.Option("--resolution", "-r",
+                          help="WIDTHxHEIGHT the engines must take; repeat; the first is tuned for")] = None,
+    max_batch: Annotated[int | None, typer.Option(min=1, help="largest batch the engines take (default 4)")] = None,
+    precision: Annotated[str, typer.Option(help="fp16 or fp32")] = "fp16",
+    device: Annotated[str, typer.Option(help="cuda or cuda:N")] = "cuda",
+    decoder: DecoderOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when a cached engine fits")] = False,
+    workspace: Annotated[float, typer.Option(min=0.25, help="TensorRT builder workspace, GiB")] = 4.0,
+    verbose: VerboseOpt = False,
+):
+    """Prebuild the TensorRT engines into the cache; later `--backend tensorrt` runs load them."""
+    from engines.backends.tensorrt_backend import (
+        DEFAULT_MAX_BATCH,
+        DEFAULT_RESOLUTIONS,
+        build_engine,
+        parse_resolution,
+    )
+
+    _setup_logging(verbose)
+    resolutions = [parse_resolution(r) for r in resolution] if resolution else DEFAULT_RESOLUTIONS
+    for path in build_engine(decoder, resolutions, max_batch or DEFAULT_MAX_BATCH, precision, device, force=force,
+                             workspace_gib=workspace):
+        err.print(f"engine {path}", soft_wrap=True)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              add_help_option=False)
 def train(ctx: typer.Context):

@@ -5,10 +5,12 @@ benchmarks/results/):
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
   graph through cuDNN as torch does, without CUDA graphs.
-- CPU: onnxruntime when it imports, else torch. On 2 AMD EPYC (Zen 5) cores, fp32, batch 1, the
-  onnxruntime session (NCHWc layout, fused Conv+ReLU) took 538 ms/frame at 640x360 against
-  687 ms for torch with channels_last/oneDNN, and was ahead at every benchmarked size
-  (see speed-cpu-*.json). bf16 on the CPU is torch-only, so it picks torch.
+- CPU: onnxruntime when it imports, else torch. An earlier session measured, on 2 AMD EPYC
+  (Zen 5) cores, fp32, batch 1 at 640x360, 538 ms/frame for the onnxruntime session (NCHWc
+  layout, fused Conv+ReLU) against 687 ms for torch with channels_last/oneDNN. Those numbers
+  are not in benchmarks/results/ yet and are to be re-measured (speed-cpu-*.json); a quick
+  check on a loaded machine had onnxruntime ~20% ahead at 640x360. bf16 is torch-only, so
+  `--precision bf16` picks torch.
 """
 
 from __future__ import annotations
@@ -29,34 +31,28 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PREFERENCE = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
 
 
-def _has_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def why_unavailable(backend: str) -> str | None:
+    """Why `backend` cannot run on this machine, saying what to do; None when it can."""
+    if backend == "onnxruntime":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            return f"onnxruntime does not import ({e}): pip install onnxruntime"
+    if backend == "tensorrt":
+        if not torch.cuda.is_available():
+            return "TensorRT needs an NVIDIA GPU and torch sees none (use --device cpu with onnxruntime or torch)"
+        from engines.backends.tensorrt_backend import import_trt
 
-
-def _has_tensorrt() -> bool:
-    if not torch.cuda.is_available():
-        return False
-    from engines.backends.tensorrt_backend import import_trt
-
-    try:
-        import_trt()
-    except BackendUnavailable:
-        return False
-    return True
+        try:
+            import_trt()
+        except BackendUnavailable as e:
+            return str(e)
+    return None
 
 
 def available_backends() -> list[str]:
     """Backends that can run on this machine (tensorrt only with a CUDA GPU)."""
-    found = ["torch"]
-    if _has_onnxruntime():
-        found.append("onnxruntime")
-    if _has_tensorrt():
-        found.append("tensorrt")
-    return found
+    return [b for b in BACKENDS if why_unavailable(b) is None]
 
 
 def resolve_device_type(device: str = "auto") -> str:
@@ -70,16 +66,15 @@ def resolve_device_type(device: str = "auto") -> str:
 
 def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "auto") -> str:
     """The backend to use: a named one if it is present, or for "auto" the fastest present one."""
-    present = available_backends()
     if backend != "auto":
         if backend not in BACKENDS:
             raise ConfigError(f"Unknown backend {backend!r}: use auto, {', '.join(BACKENDS)}")
-        if backend not in present:
-            hint = {"onnxruntime": "pip install onnxruntime",
-                    "tensorrt": "needs an NVIDIA GPU and `pip install tensorrt`"}[backend]
-            raise BackendUnavailable(f"Backend {backend!r} is not available here ({hint}); "
-                                     "use --backend auto or torch")
+        problem = why_unavailable(backend)
+        if problem:
+            raise BackendUnavailable(f"Backend {backend!r} is not available here: {problem}; "
+                                     "or use --backend auto")
         return backend
+    present = available_backends()
     kind = resolve_device_type(device)
     choices = PREFERENCE.get(kind, ("torch",))
     if precision == "bf16":  # only the torch backend runs bf16
@@ -122,6 +117,6 @@ def create_engine(backend: str = "auto", device: str = "auto", precision: str = 
         from engines.graph import load_graph
 
         graph = load_graph(str(decoder) if decoder is not None else None)
-    if name != "torch" and device == "auto":
-        device = resolve_device_type(device)
+    # "auto" goes through as is: each backend resolves it (onnxruntime picks CUDA only when its
+    # build has the CUDA provider, so a CPU-only onnxruntime on a GPU box still runs).
     return cls(graph, device=device, precision=precision, **kwargs)

@@ -14,17 +14,20 @@ How it works
 - Inference is `execute_async_v3` on torch CUDA tensors: `set_input_shape` and `set_tensor_address`
   with `data_ptr()`, on `torch.cuda.current_stream()`, outputs allocated by torch; no host copies and
   no synchronisation (the caller's next torch op on the same stream is ordered after it).
-- `build_engine` prebuilds the engines for `stylestream build-engine`.
+- `build_engine` prebuilds the engines for `stylestream build-engine` and saves the resolutions
+  and max batch it was given (`save_profile_settings`), so later runs use the same profile and
+  find those engines instead of building new ones for the default profile.
 
 What was run and what was not (stated plainly)
 - `tensorrt` cannot be installed where this was written (the registry has only stub packages, and
   the machine has no GPU). Nothing in this module that imports `tensorrt` has been executed: the
-  builder, the runtime and `TensorRTEngine` are written against the TensorRT 10 Python API
-  documentation and are untested.
-- Executed and unit-tested (tests/test_tensorrt_logic.py): `trt_major`, `make_profile`,
-  `engine_cache_key`, `precision_plan`, `parse_resolution`, and that constructing the engine without
-  TensorRT raises BackendUnavailable. The ONNX it builds from is tested (onnx.checker, onnxruntime
-  parity) in tests/test_export.py.
+  builder, the runtime and `TensorRTEngine` follow the TensorRT 10 Python API and NVIDIA's
+  10.x -> 11.x migration notes (no precision flags, always strongly typed) and are untested.
+- Executed and unit-tested without TensorRT (tests/test_tensorrt_backend.py): `trt_major`,
+  `make_profile`, `engine_cache_key`, `precision_plan`, `parse_resolution`, `profile_fits`, the
+  saved build-engine profile, and that the engine and `build_engine` raise BackendUnavailable
+  without a GPU/TensorRT. The ONNX it builds from is tested (onnx.checker, onnxruntime parity,
+  fp16 structure) in tests/test_export.py.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ def precision_plan(major: int, has_strongly_typed: bool, precision: str) -> tupl
 
 
 def profile_fits(profile: Profile, name: str, shape: Sequence[int]) -> bool:
+    """Whether a tensor of `shape` can be fed to input `name` of an engine built for `profile`."""
     lo, _, hi = profile[name]
     return len(shape) == len(lo) and all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True))
 
@@ -186,8 +190,8 @@ def import_trt():
     try:
         import tensorrt as trt
     except ImportError as e:
-        raise BackendUnavailable(f"TensorRT is not installed ({e}): pip install tensorrt on a machine with "
-                                 "an NVIDIA GPU, or use --backend torch") from None
+        raise BackendUnavailable(f"TensorRT is not installed ({e}): pip install 'stylestream[tensorrt]' on a "
+                                 "machine with an NVIDIA GPU, or use --backend torch") from None
     if not hasattr(trt, "Builder"):  # the registry's stub packages import but are empty
         raise BackendUnavailable("The installed 'tensorrt' package is a stub without the library; "
                                  "install NVIDIA's tensorrt wheel, or use --backend torch")
@@ -200,7 +204,8 @@ def _cuda_device(device: str) -> torch.device:
         raise BackendUnavailable(f"TensorRT runs on CUDA devices only, not {device!r}; use --backend onnxruntime "
                                  "or torch on the CPU")
     if not torch.cuda.is_available():
-        raise BackendUnavailable("TensorRT needs an NVIDIA GPU and torch sees none; use --device cpu")
+        raise BackendUnavailable("TensorRT needs an NVIDIA GPU and torch sees none; on the CPU use "
+                                 "--backend onnxruntime or torch")
     return dev
 
 
@@ -217,10 +222,43 @@ def _torch_dtype(trt, dt) -> torch.dtype:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write beside `path` and rename: a crash or a second process never leaves half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+PROFILE_FILE = "profile.json"
+
+
+def save_profile_settings(resolutions: Sequence[tuple[int, int]], max_batch: int) -> Path:
+    """Remember what `stylestream build-engine` built for; TensorRTEngine uses it by default."""
+    make_profile(resolutions, max_batch)  # refuse settings that cannot make a profile
+    path = cache_dir("tensorrt") / PROFILE_FILE
+    data = {"resolutions": [[int(h), int(w)] for h, w in resolutions], "max_batch": int(max_batch)}
+    _atomic_write(path, (json.dumps(data) + "\n").encode())
+    return path
+
+
+def load_profile_settings() -> tuple[tuple[tuple[int, int], ...], int]:
+    """(resolutions, max batch) saved by the last build-engine, else the defaults."""
+    path = cache_dir("tensorrt") / PROFILE_FILE
+    if not path.is_file():
+        return DEFAULT_RESOLUTIONS, DEFAULT_MAX_BATCH
+    try:
+        data = json.loads(path.read_text())
+        resolutions = tuple((int(h), int(w)) for h, w in data["resolutions"])
+        max_batch = int(data["max_batch"])
+        make_profile(resolutions, max_batch)
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        log.warning("ignoring %s (%s); using the default TensorRT profile", path, e)
+        return DEFAULT_RESOLUTIONS, DEFAULT_MAX_BATCH
+    return resolutions, max_batch
 
 
 def _build(trt, onnx_path: Path, profile: Profile, precision: str, timing_path: Path,
@@ -285,8 +323,10 @@ def build_engine(decoder: str | Path | None = None, resolutions: Sequence[tuple[
     import_trt()
     graph = load_graph(str(decoder) if decoder is not None else None)
     digest = graph_hash(graph)
-    return [engine_file(graph, p, dev, precision, resolutions, max_batch, workspace_gib=workspace_gib,
-                        force=force, digest=digest)[0] for p in parts]
+    files = [engine_file(graph, p, dev, precision, resolutions, max_batch, workspace_gib=workspace_gib,
+                         force=force, digest=digest)[0] for p in parts]
+    save_profile_settings(resolutions, max_batch)
+    return files
 
 
 class _Runner:
@@ -325,8 +365,8 @@ class TensorRTEngine(Engine):
     name = "tensorrt"
 
     def __init__(self, graph: StyleGraph | str | Path | None = None, device: str = "cuda",
-                 precision: str = "auto", resolutions: Sequence[tuple[int, int]] = DEFAULT_RESOLUTIONS,
-                 max_batch: int = DEFAULT_MAX_BATCH, workspace_gib: float = 4.0, opset: int = DEFAULT_OPSET):
+                 precision: str = "auto", resolutions: Sequence[tuple[int, int]] | None = None,
+                 max_batch: int | None = None, workspace_gib: float = 4.0, opset: int = DEFAULT_OPSET):
         self.trt = import_trt()
         self.device = _cuda_device(device)
         precision = "fp16" if precision == "auto" else precision
@@ -338,6 +378,10 @@ class TensorRTEngine(Engine):
             graph = load_graph(str(graph) if graph is not None else None)
         self.graph = graph.eval()
         self.digest = graph_hash(self.graph)
+        if resolutions is None or max_batch is None:  # what build-engine last built, or the defaults
+            saved_resolutions, saved_batch = load_profile_settings()
+            resolutions = saved_resolutions if resolutions is None else resolutions
+            max_batch = saved_batch if max_batch is None else max_batch
         self.options = {"resolutions": tuple(map(tuple, resolutions)), "max_batch": max_batch,
                         "workspace_gib": workspace_gib, "opset": opset}
         self.runtime = self.trt.Runtime(self.trt.Logger(self.trt.Logger.WARNING))
