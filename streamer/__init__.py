@@ -2,3 +2,8 @@
 
 `streamer` knows nothing of how the network is computed; it talks to an `engines` Engine.
 """
+
+# OpenCV before PyAV, always. Both wheels bundle libxcb-shm, -shape and -xfixes under the same hashed
+# file names, each linked to a different libxcb; the first to load wins. When PyAV's load first, the
+# preview window (OpenCV's Qt) hangs on its first call (opencv-python 5.0 + av 18 on Linux).
+import cv2  # noqa: F401

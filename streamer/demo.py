@@ -15,22 +15,28 @@ from streamer.democlip import write_demo_clip
 
 log = logging.getLogger(__name__)
 DEMO_STYLES = ["starry-night"]
+# The network costs about 1 GFLOP per 1000 pixels: on a CPU the clip is short and small so that the demo
+# takes seconds, not minutes (about 20 s on two cores); a GPU gets a longer, larger one.
+DEMO_CLIP = {"cpu": {"seconds": 2.0, "fps": 12, "width": 256, "height": 144},
+             "gpu": {"seconds": 4.0, "fps": 24, "width": 384, "height": 216}}
 
 
 def run_demo(folder: Path, styles: list[str] | None = None, device: str = "auto") -> Path:
-    from streamer.run import build_engine, build_styles, convert_one
+    from streamer.run import build_engine, build_styles, convert_one, interrupted
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"Cannot create the demo folder {folder}: {e.strerror}") from None
-    clip = write_demo_clip(folder / "demo-input.mp4")
     cfg = load_config(overrides={"styles": styles or DEMO_STYLES, "size": 0, "engine": {"device": device},
                                  "video": {"overwrite": True, "preset": "veryfast"}})
     engine = build_engine(cfg)
     named = build_styles(cfg, engine)
+    clip = write_demo_clip(folder / "demo-input.mp4", **DEMO_CLIP["cpu" if engine.device.type == "cpu" else "gpu"])
     out = folder / "demo-stylized.mp4"
-    convert_one(cfg, engine, named, clip, out)
+    result = convert_one(cfg, engine, named, clip, out)
+    if result.interrupted:
+        raise interrupted(result, out)
     preview = write_preview(clip, out, folder / "demo-preview.png")
     log.info("input:    %s", clip)
     log.info("stylized: %s  (style: %s, %s)", out, named[0].name, engine.describe())
@@ -38,15 +44,16 @@ def run_demo(folder: Path, styles: list[str] | None = None, device: str = "auto"
     return out
 
 
-def _frames(path: Path, picks: list[int]) -> list[np.ndarray]:
+def _frames(path: Path, picks: list[float]) -> list[np.ndarray]:
+    """The frames at these fractions of the clip."""
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
-    return [frames[min(i, len(frames) - 1)] for i in picks]
+    return [frames[min(round(p * len(frames)), len(frames) - 1)] for p in picks]
 
 
 def write_preview(original: Path, stylized: Path, dst: Path) -> Path:
     """Three moments of the clip: the input row above, the stylized row below."""
-    picks = [10, 45, 80]
+    picks = [0.1, 0.45, 0.8]
     top = np.hstack(_frames(original, picks))
     bottom = np.hstack(_frames(stylized, picks))
     if bottom.shape != top.shape:

@@ -16,7 +16,8 @@ import numpy as np
 
 
 def _hills(width: int, phase: float, base: float, amp: float, freqs: tuple[float, ...], seed: int) -> np.ndarray:
-    x = np.arange(width, dtype=np.float32) + phase
+    """A ridge line; x in pixels of a 384 px wide frame, so every size shows the same landscape."""
+    x = np.arange(width, dtype=np.float32) * (384 / width) + phase
     rng = np.random.default_rng(seed)
     y = np.full(width, base, np.float32)
     for f in freqs:
@@ -40,7 +41,7 @@ def render_frame(t: float, width: int = 384, height: int = 216) -> np.ndarray:
         (45, 0.74, 0.15, (40, 90, 40), 3),
     ]
     for speed, base, amp, colour, seed in layers:
-        ridge = _hills(w, speed * t * (w / 384), base * h, amp * h, (0.01, 0.023, 0.05, 0.11), seed)
+        ridge = _hills(w, speed * t, base * h, amp * h, (0.01, 0.023, 0.05, 0.11), seed)
         mask = rows >= ridge[None, :]
         shade = np.clip(1.0 - (rows - ridge[None, :]) / (0.6 * h), 0.55, 1.0)[..., None]
         img = np.where(mask[..., None], np.array(colour, np.float32) * shade, img)
@@ -50,11 +51,12 @@ def render_frame(t: float, width: int = 384, height: int = 216) -> np.ndarray:
     img = np.clip(img, 0, 255).astype(np.uint8)
     # A boat sails left to right on the lake, a ball bounces in front of the hills.
     bx = int((t * 0.18 % 1.2 - 0.1) * w)
-    hull = np.array([[bx - 22, lake_top + 4], [bx + 22, lake_top + 4], [bx + 14, lake_top + 14],
-                     [bx - 14, lake_top + 14]], np.int32)
+    k = w / 384  # the boat scales with the frame
+    hull = np.array([[bx - 22 * k, lake_top + 4 * k], [bx + 22 * k, lake_top + 4 * k], [bx + 14 * k, lake_top + 14 * k],
+                     [bx - 14 * k, lake_top + 14 * k]]).round().astype(np.int32)
+    sail = np.array([[bx, lake_top - 30 * k], [bx, lake_top + 2 * k], [bx + 18 * k, lake_top + 2 * k]])
     cv2.fillPoly(img, [hull], (30, 40, 110), cv2.LINE_AA)
-    cv2.fillPoly(img, [np.array([[bx, lake_top - 30], [bx, lake_top + 2], [bx + 18, lake_top + 2]], np.int32)],
-                 (235, 240, 245), cv2.LINE_AA)
+    cv2.fillPoly(img, [sail.round().astype(np.int32)], (235, 240, 245), cv2.LINE_AA)
     period = 1.6
     phase = (t % period) / period
     cx = int(w * (0.15 + 0.5 * ((t / 6) % 1.0)))

@@ -7,8 +7,10 @@
 - Live: the source already keeps only its newest frame, and q_in holds at most one frame that a
   newer one replaces ("latest wins"), so the stylizer never works on a stale frame.
 - The stylizer runs on the main thread, which also owns the signal handlers: the first Ctrl-C or
-  SIGTERM stops reading and lets the frames in flight finish; a second one stops at once. Either
-  way every sink is closed, so a file written so far is a playable video.
+  SIGTERM stops reading, finishes the batch being stylized and hands every stylized frame to the
+  sinks (frames read but not yet stylized are let go: the output is cut short anyway, and the user
+  is waiting); a second one stops at once. Either way every sink is closed, so a file written so
+  far is a playable video. `RunResult.signal` says which signal ended the run.
 - An error anywhere stops everything; sinks are then aborted (a video sink removes its partial file).
 """
 
@@ -60,6 +62,8 @@ class RunResult:
     frames_in: int = 0
     frames_out: int = 0
     interrupted: bool = False
+    signal: int | None = None     # SIGINT / SIGTERM when one stopped the run
+    dropped: int = 0              # live: frames replaced by a newer one before the stylizer took them
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -112,7 +116,7 @@ class StreamLoop:
             reader.start()
             with _signals_stop(self._interrupt):
                 self._guard(self._stylize_worker)
-            self._put(self.q_out, _END, force=True)
+            self._put(self.q_out, _END)
             reader.join(timeout=5)
         sink_thread.join()
         self.result.seconds = time.monotonic() - start
@@ -139,13 +143,15 @@ class StreamLoop:
             if args and isinstance(args[0], threading.Event):
                 args[0].set()
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, signum: int) -> None:
         if self.stop.is_set():
             log.warning("stopping now")
             self.abort.set()
         else:
-            log.warning("stopping: finishing the frames in flight (Ctrl-C again to stop at once)")
+            again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            log.warning("stopping: finishing the frames in flight (%s again to stop at once)", again)
         self.result.interrupted = True
+        self.result.signal = signum
         self.request_stop()
 
     def _reader(self) -> None:
@@ -155,16 +161,16 @@ class StreamLoop:
                     break
                 self.result.frames_in += 1
                 if self.live:
-                    _replace_latest(self.q_in, frame)
-                elif not self._put(self.q_in, frame):
+                    self.result.dropped += _replace_latest(self.q_in, frame)
+                elif not self._put(self.q_in, frame, until=self.stop):
                     break
         finally:
-            self._put(self.q_in, _END, force=True)
+            self._put(self.q_in, _END, until=self.stop)  # after a stop the stylizer no longer reads
 
     def _stylize_worker(self) -> None:
         batch_size = 1 if self.live else max(1, self.settings.batch)
         done = False
-        while not done and not self.abort.is_set():
+        while not done and not self.stop.is_set():
             frames = []
             while len(frames) < batch_size:
                 item = self._get(self.q_in, block=not frames)
@@ -219,19 +225,20 @@ class StreamLoop:
 
     def _sink_worker(self, opened: threading.Event) -> None:
         opened_sinks = []
-        try:
-            for sink in self.sinks:
-                sink.open(self.out_info)
-                opened_sinks.append(sink)
-        finally:
-            opened.set()
-        progress = _Progress(self.out_info) if self.settings.progress and not self.live else None
+        progress = None
         stats = _Stats(self.settings.stats, self)
         failed = True
         try:
-            while True:
+            try:
+                for sink in self.sinks:
+                    sink.open(self.out_info)
+                    opened_sinks.append(sink)
+            finally:
+                opened.set()
+            progress = _Progress(self.out_info) if self.settings.progress and not self.live else None
+            while not self.abort.is_set():
                 item = self._get(self.q_out, block=True)
-                if item is _END or item is None and self.abort.is_set():
+                if item is _END:
                     break
                 if item is None:
                     continue
@@ -249,7 +256,8 @@ class StreamLoop:
         finally:
             if progress:
                 progress.close()
-            for sink in opened_sinks:
+            stats.close()
+            for sink in opened_sinks:  # also those opened before another failed to open
                 try:
                     sink.abort() if failed else sink.close()
                 except Exception as e:  # noqa: BLE001 - close the others anyway
@@ -257,54 +265,55 @@ class StreamLoop:
                     if self.error is None:
                         self.error = e
 
-    # -- queue helpers (wake up regularly to notice a stop) ------------------------------------
+    # -- queue helpers (wake up regularly to notice a stop or an abort) -----------------------
 
-    def _put(self, q: queue.Queue, item, force: bool = False) -> bool:
-        while True:
-            if self.abort.is_set() and not force:
-                return False
+    def _put(self, q: queue.Queue, item, until: threading.Event | None = None) -> bool:
+        """Blocking put; False (item not queued) once `until` (default: abort) is set."""
+        until = until or self.abort
+        while not until.is_set():
             try:
                 q.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                if force and self.abort.is_set():
-                    _replace_latest(q, item)
-                    return True
+                pass
+        return False
 
     def _get(self, q: queue.Queue, block: bool):
-        deadline = time.monotonic() + (3600 * 24 if block else 0)
+        """The next item, or None: at once without `block`, else when the loop aborts (or stops, for q_in)."""
         while True:
             try:
                 return q.get(timeout=0.1) if block else q.get_nowait()
             except queue.Empty:
-                if not block or time.monotonic() > deadline or (self.abort.is_set() and q is self.q_in):
+                if not block or self.abort.is_set() or (q is self.q_in and self.stop.is_set()):
                     return None
 
 
-def _replace_latest(q: queue.Queue, item) -> None:
-    """Put `item`, dropping what is queued if full (live: latest wins)."""
+def _replace_latest(q: queue.Queue, item) -> int:
+    """Put `item`, dropping what is queued if full (live: latest wins); how many were dropped."""
+    dropped = 0
     while True:
         try:
             q.put_nowait(item)
-            return
+            return dropped
         except queue.Full:
             try:
                 q.get_nowait()
+                dropped += 1
             except queue.Empty:
                 pass
 
 
 class _signals_stop:
-    """SIGINT/SIGTERM call `handler` instead of raising, while the block runs (main thread only)."""
+    """SIGINT/SIGTERM call `handler(signum)` instead of raising, while the block runs (main thread only)."""
 
-    def __init__(self, handler: Callable[[], None]):
+    def __init__(self, handler: Callable[[int], None]):
         self.handler = handler
         self.previous: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, lambda *_: self.handler())
+                self.previous[sig] = signal.signal(sig, lambda signum, _frame: self.handler(signum))
         return self
 
     def __exit__(self, *exc):
@@ -313,13 +322,14 @@ class _signals_stop:
 
 
 class _Stats:
-    """Rolling fps/latency; with `enabled`, one JSON line per second on stdout."""
+    """Rolling fps/latency; with `enabled`, one JSON line per second on stdout, and a last one at the end."""
 
     def __init__(self, enabled: bool, loop: StreamLoop):
         self.enabled = enabled
         self.loop = loop
         self.window: deque[tuple[float, float]] = deque()
         self.last_print = time.monotonic()
+        self.printed_frames = 0
 
     def tick(self, latency_ms: float) -> None:
         now = time.monotonic()
@@ -327,26 +337,36 @@ class _Stats:
         while self.window and now - self.window[0][0] > 1.0:
             self.window.popleft()
         if self.enabled and now - self.last_print >= 1.0:
-            self.last_print = now
-            lat = sorted(v for _, v in self.window)
-            ms = list(self.loop.stylize_ms)
-            line = {
-                "time": round(time.time(), 3),
-                "frames": self.loop.result.frames_out,
-                "fps": round(len(self.window) / 1.0, 2),
-                "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None,
-                "latency_ms_max": round(lat[-1], 1) if lat else None,
-                "stylize_ms": round(sorted(ms)[len(ms) // 2], 1) if ms else None,
-                "dropped": getattr(self.loop.source, "dropped", 0),
-            }
-            sys.stdout.write(json.dumps(line) + "\n")
-            sys.stdout.flush()
+            self._print(now)
+
+    def close(self) -> None:
+        """The frames since the last line (so that a run shorter than a second prints one too)."""
+        if self.enabled and self.loop.result.frames_out != self.printed_frames:
+            self._print(time.monotonic())
+
+    def _print(self, now: float) -> None:
+        self.last_print = now
+        self.printed_frames = self.loop.result.frames_out
+        lat = sorted(v for _, v in self.window)
+        ms = list(self.loop.stylize_ms)
+        line = {
+            "time": round(time.time(), 3),
+            "frames": self.loop.result.frames_out,
+            "fps": round(len(self.window) / 1.0, 2),
+            "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None,
+            "latency_ms_max": round(lat[-1], 1) if lat else None,
+            "stylize_ms": round(sorted(ms)[len(ms) // 2], 1) if ms else None,
+            "dropped": getattr(self.loop.source, "dropped", 0) + self.loop.result.dropped,
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
 
 
 class _Progress:
-    """Frames, fps and time left for file conversions."""
+    """Frames, fps and time left for file conversions, on stderr (stdout is for --stats lines)."""
 
     def __init__(self, info: StreamInfo):
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -356,7 +376,8 @@ class _Progress:
         )
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]} fps"), TimeRemainingColumn())
+                            TextColumn("{task.fields[fps]} fps"), TimeRemainingColumn(),
+                            console=Console(stderr=True))
         self.start = time.monotonic()
         self.done = 0
         self.task = self.bar.add_task(info.name or "frames", total=info.frame_count, fps="-")

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 
 from engines.adain import blend_styles
 from engines.backends import create_engine
 from engines.backends.base import Engine
-from engines.errors import InputError, OutputError
+from engines.errors import InputError, OutputError, StylestreamError
 from engines.presets import resolve_style
 from streamer.config import StreamConfig
 from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
+
+
+class Interrupted(StylestreamError):
+    """A conversion stopped by Ctrl-C or SIGTERM. Its output is a playable file of the frames so far.
+
+    The exit status is the shell's for the signal: 130 (SIGINT), 143 (SIGTERM).
+    """
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.exit_code = 128 + (signum or signal.SIGINT)
 
 
 def build_engine(cfg: StreamConfig) -> Engine:
@@ -78,19 +90,38 @@ def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]
         raise OutputError(f"{len(files)} input videos need an output folder, not the file name {output}")
     else:
         pairs = [(f, output / f"{f.stem}.mp4") for f in files]
+    seen: dict[Path, Path] = {}
     for src, dst in pairs:
         if dst.resolve() == src.resolve():
             raise OutputError(f"Output {dst} would overwrite its input; choose another name")
+        if dst.resolve() in seen:
+            raise OutputError(f"{seen[dst.resolve()].name} and {src.name} would both be written to {dst}; "
+                              f"rename one of them")
+        seen[dst.resolve()] = src
     return pairs
 
 
-def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
+def _video_sink(cfg: StreamConfig, dst: Path, audio: bool):
     from streamer.sinks.video_file import VideoFileSink
-    from streamer.sources import VideoFileSource
 
     v = cfg.video
-    with VideoFileSource(src) as source:
-        sink = VideoFileSink(dst, codec=v.codec, crf=v.crf, preset=v.preset, audio=v.audio, overwrite=v.overwrite)
+    return VideoFileSink(dst, codec=v.codec, crf=v.crf, preset=v.preset, audio=audio, overwrite=v.overwrite)
+
+
+def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None:
+    """Every input a readable video and every output name usable: before the engine loads or a frame is written."""
+    from streamer.sources import VideoFileSource
+
+    for src, dst in pairs:
+        VideoFileSource(src)  # probes: InputError for an empty, corrupt, truncated or non-video file
+        _video_sink(cfg, dst, audio=False).check()
+
+
+def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
+    from streamer.sources import VideoFileSource
+
+    with VideoFileSource(src, strict=True) as source:
+        sink = _video_sink(cfg, dst, audio=cfg.video.audio)
         loop = StreamLoop(source, engine, styles, [sink], _settings(cfg, engine, live=False), build_smoother(cfg))
         result = loop.run()
     log.info("%s: %d frames in %.1f s (%.2f fps)%s", dst, result.frames_out, result.seconds, result.fps,
@@ -99,16 +130,24 @@ def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src
 
 
 def run_convert(cfg: StreamConfig, inputs: list[Path], output: Path) -> list[Path]:
+    """Convert each input; the outputs written. Raises Interrupted after Ctrl-C / SIGTERM (outputs kept)."""
     pairs = plan_conversions(inputs, output)
+    check_conversions(cfg, pairs)
     engine = build_engine(cfg)
     styles = build_styles(cfg, engine)
     written = []
     for src, dst in pairs:
         result = convert_one(cfg, engine, styles, src, dst)
-        written.append(dst)
         if result.interrupted:
-            break
+            raise interrupted(result, dst, finished=len(written))
+        written.append(dst)
     return written
+
+
+def interrupted(result: RunResult, dst: Path, finished: int = 0) -> Interrupted:
+    held = f"{dst} holds the first {result.frames_out} frames" if result.frames_out else f"nothing written to {dst}"
+    before = f" ({finished} finished before it)" if finished else ""
+    return Interrupted(f"interrupted: {held}{before}", result.signal)
 
 
 def run_live(cfg: StreamConfig) -> RunResult:
@@ -116,13 +155,20 @@ def run_live(cfg: StreamConfig) -> RunResult:
     from streamer.sources import open_source
 
     lc = cfg.live
-    engine = build_engine(cfg)
-    styles = build_styles(cfg, engine)
-    smoother = build_smoother(cfg)
-    controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
+    # what can fail at once does, before the engine loads: no output, no display, a missing camera or file
+    if not lc.window and lc.mjpeg is None and lc.vcam is None and lc.record is None:
+        raise OutputError("live needs an output: the preview window, --vcam, --mjpeg PORT or --record FILE")
+    if lc.window:
+        from streamer.sinks.window import check_display
+
+        check_display()
     source = open_source(lc.source, live=True, loop=lc.loop, width=lc.camera_width, height=lc.camera_height,
                          fps=lc.camera_fps)
     with source:
+        engine = build_engine(cfg)
+        styles = build_styles(cfg, engine)
+        smoother = build_smoother(cfg)
+        controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
         sinks = _live_sinks(cfg, engine, controls, source)
         loop = StreamLoop(source, engine, styles, sinks, _settings(cfg, engine, live=True), smoother, controls)
         return loop.run()
@@ -148,11 +194,5 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
 
         sinks.append(VirtualCameraSink(device=lc.vcam.device, fps=lc.vcam.fps))
     if lc.record is not None:
-        from streamer.sinks.video_file import VideoFileSink
-
-        v = cfg.video
-        sinks.append(VideoFileSink(lc.record, codec=v.codec, crf=v.crf, preset=v.preset, audio=False,
-                                   overwrite=v.overwrite))
-    if not sinks:
-        raise OutputError("live needs an output: the preview window, --vcam, --mjpeg PORT or --record FILE")
+        sinks.append(_video_sink(cfg, lc.record, audio=False))
     return sinks

@@ -107,11 +107,15 @@ class VideoFileSource(Source):
     Frame.pts is in `info.time_base` (the stream's), Frame.time in seconds. Iterating again starts from
     the beginning. `seek(seconds)` jumps (from any thread); the next frame has meta["seek"] = True so
     temporal smoothing resets.
+
+    A file that stops decoding early (truncated, corrupt) plays what it has, with a warning; with `strict`
+    (conversions) that is an InputError instead, raised from the iteration.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, strict: bool = False):
         super().__init__()
         self.path = Path(path)
+        self.strict = strict
         if not self.path.exists():
             raise InputError(f"Video not found: {self.path}")
         if not self.path.is_file():
@@ -199,8 +203,7 @@ class VideoFileSource(Source):
                 try:
                     f = next(decoded, None)
                 except (av.FFmpegError, OSError) as e:
-                    log.warning("%s: decoding stopped after %d frames: %s (the file looks truncated or "
-                                "corrupt)", self.path.name, index, _av_reason(e))
+                    self._ended_early(f"decoding stopped after {index} frames ({_av_reason(e)})")
                     return
                 if f is None:
                     if not any_seek:
@@ -220,14 +223,23 @@ class VideoFileSource(Source):
             container.close()
 
     def _check_complete(self, count: int, expected: int, last_t: float | None) -> None:
-        """A file that ends early (truncated, cut download) plays what it has; say so."""
-        period = 1 / self.info.fps
+        """A file that ends early (truncated, cut download) plays what it has; say so.
+
+        Strict mode fails only when the time says so too (where the stream has a duration): frame counts
+        in headers can include frames an edit list hides, the stream's duration does not.
+        """
+        length = self._video_duration
+        short_in_time = bool(length) and (last_t or 0) + 2.5 / self.info.fps < length
         if expected and count < expected:
-            log.warning("%s ended after %d of %d frames (the file looks truncated)", self.path.name, count,
-                        expected)
-        elif self._video_duration and (last_t or 0) + 2.5 * period < self._video_duration:
-            log.warning("%s ended at %.2f s of %.2f s (the file looks truncated)", self.path.name,
-                        last_t or 0, self._video_duration)
+            self._ended_early(f"ended after {count} of {expected} frames", fatal=short_in_time or not length)
+        elif short_in_time:
+            self._ended_early(f"ended at {last_t or 0:.2f} s of {length:.2f} s")
+
+    def _ended_early(self, what: str, fatal: bool = True) -> None:
+        if self.strict and fatal:
+            raise InputError(f"{self.path.name} {what}: the file is truncated or corrupt; check that it plays "
+                             f"in a media player")
+        log.warning("%s %s (the file looks truncated or corrupt)", self.path.name, what)
 
     def close(self) -> None:
         super().close()

@@ -1,17 +1,26 @@
-"""Shared media fixtures: small real video/audio files written with PyAV.
+"""Shared fixtures: small real video/audio files written with PyAV, and a private X server.
 
 `make_video(path, frames=30, fps=25, size=(128, 96), audio=True)` writes H.264 (+ a 440 Hz sine AAC
 track) and returns the path. Every frame carries its index as 8 binary blocks along the top edge (robust to
 lossy coding and resizing), so tests can check order after a round trip: `frame_marker(image) -> index`.
+`xvfb_display` is the DISPLAY of an Xvfb started once per session (skips without Xvfb).
+
+PyAV is imported inside the functions that use it: OpenCV must load first (see streamer/__init__.py).
 """
 
 from __future__ import annotations
 
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import av
+import cv2  # noqa: F401 - before any PyAV import in the tests: conftest is imported first
 import numpy as np
 import pytest
 
@@ -46,6 +55,8 @@ def write_video(path: Path, frames: int = 30, fps: float = 25, size: tuple[int, 
                 audio: bool = True, video: bool = True, codec: str = "libx264",
                 audio_codec: str = "aac", sample_rate: int = 48000, faststart: bool = False) -> Path:
     """Write a small test clip; `frames / fps` seconds of audio when `audio`."""
+    import av
+
     path = Path(path)
     width, height = size
     rate = Fraction(fps).limit_denominator(1001)
@@ -74,6 +85,8 @@ def write_video(path: Path, frames: int = 30, fps: float = 25, size: tuple[int, 
 
 
 def _write_sine(out, stream, seconds: float, sample_rate: int) -> None:
+    import av
+
     total = int(round(seconds * sample_rate))
     chunk = 1024
     fmt = "s16" if stream.codec_context.name.startswith("pcm_s16") else "fltp"
@@ -114,3 +127,79 @@ def frame_marker_fixture() -> Callable[[np.ndarray], int]:
 def draw_frame_fixture() -> Callable[[int, int, int], np.ndarray]:
     """`draw_frame(index, width, height) -> BGR uint8` test pattern carrying its index."""
     return draw_frame
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A private Xvfb on a display number it picks itself (-displayfd); skips where there is none."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Xvfb tests are Linux only")
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    r, w = os.pipe()
+    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(w)
+    try:  # Xvfb writes the number, then a newline: closing the pipe before that kills it (EPIPE)
+        text, deadline = b"", time.monotonic() + 10
+        while not text.endswith(b"\n") and select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(r, 32)
+            if not chunk:
+                break
+            text += chunk
+        number = text.decode().strip()
+    finally:
+        os.close(r)
+    if not number.isdigit():
+        proc.kill()
+        err = proc.communicate(timeout=5)[1].decode(errors="replace").strip().splitlines()
+        pytest.skip(f"Xvfb did not start: {err[-1] if err else 'no display number within 10 s'}")
+    yield f":{number}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+CLI = [sys.executable, "-m", "streamer.cli"]
+
+
+def stylestream(*args, timeout: float = 180, **kwargs) -> subprocess.CompletedProcess:
+    """`stylestream ARGS` in a subprocess, as a user runs it; output as text."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def stylestream_popen(*args, **kwargs) -> subprocess.Popen:
+    """`stylestream ARGS` started in a subprocess (stdout and stderr piped, text)."""
+    return subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys) -> Callable[..., tuple[int, str, str]]:
+    """`run_cli(*args) -> (exit code, stdout, stderr)`: `stylestream ARGS` in this process (no start-up cost)."""
+    from streamer import cli
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["stylestream", *map(str, args)])
+        capsys.readouterr()
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The CLI's error lines ("error: ..."): a user error is exactly one, and never a traceback."""
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("error:")]

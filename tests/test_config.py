@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import error_lines
 
 from engines.errors import ConfigError
 from streamer.config import load_config
@@ -56,3 +57,14 @@ def test_top_level_must_be_a_mapping(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(p)
+
+
+@pytest.mark.parametrize("text, key", [("temporal:\n  smoothness: 3\n", "temporal.smoothness"),
+                                       ("video:\n  crf: fast\n", "video.crf")])
+def test_every_command_reports_a_bad_config_in_one_line(tmp_path, run_cli, text, key):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    for args in (["convert", tmp_path / "in.mp4", "-o", tmp_path / "out.mp4"], ["live", "--no-window"]):
+        code, _, err = run_cli(*args, "-c", config)
+        (line,) = error_lines(err)
+        assert code == 2 and f"'{key}'" in line and str(config) in line

@@ -90,6 +90,18 @@ def test_truncated_file_yields_the_frames_it_has_then_ends_with_a_warning(make_v
     assert "truncated" in caplog.text
 
 
+@pytest.mark.parametrize("name, kwargs", [("cut.mp4", {"faststart": True}), ("cut.mkv", {})])
+def test_truncated_file_in_strict_mode_is_an_input_error_after_the_frames_it_has(make_video, name, kwargs):
+    path = make_video(name, frames=30, **kwargs)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    frames = []
+    with pytest.raises(InputError, match="truncated or corrupt") as e:
+        frames.extend(VideoFileSource(path, strict=True))  # what `convert` uses
+    assert 0 < len(frames) < 30 and "\n" not in str(e.value)
+    assert len(list(VideoFileSource(make_video("whole" + name[3:], frames=30, **kwargs), strict=True))) == 30
+
+
 def test_truncated_mp4_without_its_index_is_an_input_error(make_video):
     path = make_video("noindex.mp4", frames=30)  # moov at the end: cut off with the second half
     data = path.read_bytes()

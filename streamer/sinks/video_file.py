@@ -133,12 +133,16 @@ class VideoFileSink(Sink):
 
     # -- Sink -----------------------------------------------------------------------------------------
 
-    def open(self, info: StreamInfo) -> None:
+    def check(self) -> None:
+        """OutputError if the file cannot be written as asked (a folder there, or a file without overwrite)."""
         if self.path.is_dir():
             raise OutputError(f"{self.path} is a folder; give a file name like {self.path / 'out.mp4'}")
         if self.path.exists() and not self.overwrite:
             raise OutputError(f"{self.path} already exists; pass --overwrite to replace it or choose another "
                               f"name")
+
+    def open(self, info: StreamInfo) -> None:
+        self.check()
         self.info = info
         self._prepare_folder()
         try:
