@@ -71,8 +71,8 @@ def _overrides(**kw) -> dict:
 def image(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders")],
     output: Annotated[Path, typer.Option("-o", "--output", help="output file (one input) or folder")],
-    style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = 1.0,
-    preserve_color: ColorOpt = False,
+    config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
+    preserve_color: ColorOpt = None,
     mask: Annotated[Path | None, typer.Option(help="mask image: 1st style where white, 2nd where black")] = None,
     size: Annotated[int, typer.Option(min=0, help="shorter side of the result; 0 = native")] = 512,
     style_size: Annotated[int, typer.Option(min=64, help="shorter side a style image is read at")] = 512,
@@ -80,20 +80,23 @@ def image(
     method: Annotated[str, typer.Option(help="adain (fast) or gatys (slow optimisation, reference)")] = "adain",
     steps: Annotated[int, typer.Option(min=1, help="gatys: optimisation steps")] = 300,
     optimizer: Annotated[str, typer.Option(help="gatys: lbfgs or adam")] = "lbfgs",
-    device: DeviceOpt = "auto", decoder: DecoderOpt = None, verbose: VerboseOpt = False,
+    device: DeviceOpt = None, decoder: DecoderOpt = None, verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
+    from streamer.config import load_config
     from streamer.images_cmd import ImageJob, run_image_job
 
     _setup_logging(verbose)
-    if not style:
-        raise typer.BadParameter("give a style with --style (a preset, an image or a .safetensors code)")
     if method not in ("adain", "gatys") or optimizer not in ("lbfgs", "adam"):
         raise typer.BadParameter("--method is adain or gatys; --optimizer is lbfgs or adam")
-    job = ImageJob(inputs=inputs, output=output, styles=style, style_weights=parse_weights(style_weights),
-                   alpha=alpha, preserve_color=bool(preserve_color), mask=mask, size=size, style_size=style_size,
-                   max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=device,
-                   decoder=decoder)
+    # The config's style settings and engine device/decoder apply here too; options override them.
+    cfg = load_config(config, _overrides(
+        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
+        **{"engine.device": device, "engine.decoder": decoder}))
+    job = ImageJob(inputs=inputs, output=output, styles=cfg.styles, style_weights=cfg.style_weights,
+                   alpha=cfg.alpha, preserve_color=cfg.preserve_color, mask=mask, size=size, style_size=style_size,
+                   max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=cfg.engine.device,
+                   decoder=cfg.engine.decoder)
     for path in run_image_job(job):
         err.print(f"wrote {path}", soft_wrap=True)
 
@@ -164,13 +167,13 @@ def live(
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo files")] = Path(
         "stylestream-demo"),
-    style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
+    config: ConfigOpt = None, style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
 ):
     """Convert a built-in clip with a built-in style: no camera or files needed."""
     from streamer.demo import run_demo
 
     _setup_logging(verbose)
-    out = run_demo(output, styles=style, device=device or "auto")
+    out = run_demo(output, styles=style, device=device, config=config)
     print(out)  # the one line a script needs: where the result is
 
 

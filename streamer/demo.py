@@ -21,15 +21,21 @@ DEMO_CLIP = {"cpu": {"seconds": 2.0, "fps": 12, "width": 256, "height": 144},
              "gpu": {"seconds": 4.0, "fps": 24, "width": 384, "height": 216}}
 
 
-def run_demo(folder: Path, styles: list[str] | None = None, device: str = "auto") -> Path:
+def run_demo(folder: Path, styles: list[str] | None = None, device: str | None = None,
+             config: Path | None = None) -> Path:
+    """The demo; a config (-c) may set the engine, style and smoothing, the clip stays built in."""
     from streamer.run import build_engine, build_styles, convert_one, interrupted
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"Cannot create the demo folder {folder}: {e.strerror}") from None
-    cfg = load_config(overrides={"styles": styles or DEMO_STYLES, "size": 0, "engine": {"device": device},
-                                 "video": {"overwrite": True, "preset": "veryfast"}})
+    overrides = {"size": 0, "video": {"overwrite": True, "preset": "veryfast"}}
+    if styles or config is None:
+        overrides["styles"] = styles or DEMO_STYLES
+    if device:
+        overrides["engine"] = {"device": device}
+    cfg = load_config(config, overrides)
     engine = build_engine(cfg)
     named = build_styles(cfg, engine)
     clip = write_demo_clip(folder / "demo-input.mp4", **DEMO_CLIP["cpu" if engine.device.type == "cpu" else "gpu"])

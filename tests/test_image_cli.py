@@ -97,3 +97,20 @@ def test_gatys_method_runs_its_step_budget(tmp_path):
                     "--style-size", "64", "-o", out)
     assert code == 0, err
     assert Image.open(out).size == (40, 32)
+
+
+def test_config_file_supplies_style_and_strength(tmp_path, decoder):
+    """-c works for `image` too: the config's styles and alpha are used; options override them."""
+    content = _image(tmp_path / "c.png")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"styles: [great-wave]\nalpha: 0.0\nengine:\n  decoder: {decoder}\n")
+    code, err = run(content, "-c", cfg, "--size", "0", "-o", tmp_path / "a0.png")
+    assert code == 0, err
+    code, err = run(content, "-c", cfg, "--alpha", "1", "--size", "0", "-o", tmp_path / "a1.png")
+    assert code == 0, err
+    a0 = np.asarray(Image.open(tmp_path / "a0.png"), dtype=np.float32)
+    a1 = np.asarray(Image.open(tmp_path / "a1.png"), dtype=np.float32)
+    assert np.abs(a0 - a1).mean() > 1  # the option overrode the config's alpha: a different picture
+    cfg.write_text("styles: [great-wave]\nalpah: 0.5\n")
+    code, err = run(content, "-c", cfg, "-o", tmp_path / "bad.png")
+    assert code == 2 and "alpah" in err and "Traceback" not in err
