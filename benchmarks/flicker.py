@@ -1,8 +1,8 @@
 """Flicker benchmark: how much temporal smoothing removes, what it costs in style and in time.
 
 For each dev video (../shared/data/dev/video/{cats,fox}) and a few dev styles, four modes:
-per-frame (no smoothing), stats (EMA of the content statistics), flow (flow-guided blending)
-and both (the default). For each:
+per-frame (no smoothing), stats (EMA of the content statistics), flow (flow-guided blending with
+contrast restoration) and both (the default). For each:
 
 - warping error (Lai et al. 2018): the input frames' optical flow, computed here with
   Farneback at full resolution (not the smoother's own DIS flow, so it does not grade itself
@@ -10,19 +10,24 @@ and both (the default). For each:
       E_warp = mean_t  sum_x M_t(x) ||O_t(x) - warp(O_{t-1})(x)||^2 / sum_x M_t(x),
   RGB in [0, 1], the norm over the three channels;
 - style loss (AdaIN's): sum over relu1_1..relu4_1 of the MSE of per-channel mean and of std
-  between output frame and style image (on every --style-every'th frame);
+  between output frame and style image (on every --style-every'th frame); the same for every
+  mode, so its ratio to per-frame is what a mode costs in style;
 - milliseconds the smoothing adds per frame (median, the smoother's own work: cut detection,
-  statistics EMA, flow, warp, blend), next to the network's own time per frame.
+  statistics EMA, flow, warp, blend), next to the network's own time per frame; and the share
+  of the frame the flow blending trusted ("blended").
 
-Also the smoother's cost at 1280x720 (CPU path; device path too when there is a GPU), and with
---sweep the warping error / style loss of other momenta and blend weights (to choose defaults).
+Also the smoother's cost at 1280x720: CPU path; on a GPU the device path alone and, end to end,
+the wall time per frame of upload -> network -> smoothing -> download with and without it (the
+flow runs on the CPU while the GPU computes, so this is what a stream actually pays). With
+--sweep, other settings too (the plain EMA, other blend weights, no contrast restoration...).
 
     python benchmarks/flicker.py [--random-decoder | --decoder PATH] [--size 360] [--styles 2]
-                                 [--device auto] [--sweep] [--video]
+                                 [--frames N] [--device auto] [--sweep] [--video] [--json PATH]
 
 Targets: warping error <= 0.5x per-frame, style loss <= 1.1x per-frame, <= 15% of the frame time
-on the CPU, <= 5 ms at 720p on a GPU. Prints a table, writes JSON (with the machine) and, with
---video, side-by-side MP4s (input | per-frame | smoothed) to look for ghost trails.
+on the CPU, <= 5 ms at 720p on a GPU. Prints a table (and whether each target is met), writes
+JSON (with the machine) and, with --video, side-by-side MP4s (input | per-frame | smoothed) to look
+for ghost trails.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -147,12 +152,19 @@ def sync(device: torch.device) -> None:
 
 
 def run_smoother(engine, groups, style, alpha: float, settings: TemporalSettings,
-                 stylize: bool) -> tuple[list[np.ndarray], list[np.ndarray], TemporalSmoother]:
+                 stylize: bool) -> tuple[list[np.ndarray], list[np.ndarray], TemporalSmoother, float]:
     """The stream loop's calls: (stylize ->) [smooth on the device] -> download [-> smooth on the CPU].
 
-    Returns the outputs before and after smooth() (before = the stylize() result)."""
+    Returns the outputs before and after smooth() (before = the stylize() result), the smoother
+    and the mean share of the frame that the flow blending trusted."""
     sm = TemporalSmoother(settings, profile=True)
-    before, after = [], []
+    before, after, blended = [], [], []
+
+    def smooth(f, y):
+        out = sm.smooth(f, y)
+        blended.append(sm.flow.last_mask_mean)
+        return out
+
     for frames, batch in groups:
         if stylize:
             y = sm.stylize(engine, frames, batch, style, alpha)
@@ -161,11 +173,21 @@ def run_smoother(engine, groups, style, alpha: float, settings: TemporalSettings
         raw = engine.engine.download(y)
         before += raw
         if y.device.type == "cuda":
-            y = torch.stack([sm.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
+            y = torch.stack([smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
             after += engine.engine.download(y)
         else:
-            after += [sm.smooth(f, im) for f, im in zip(frames, raw, strict=True)]
-    return before, after, sm
+            after += [smooth(f, im) for f, im in zip(frames, raw, strict=True)]
+    return before, after, sm, float(np.mean(blended[1:])) if len(blended) > 1 else 0.0
+
+
+def smooth_only(frames, outputs, settings: TemporalSettings) -> tuple[list[np.ndarray], float, float]:
+    """smooth() alone on finished (CPU) outputs: the flow mechanism without the network."""
+    sm = TemporalSmoother(settings, profile=True)
+    out, blended = [], []
+    for f, o in zip(frames, outputs, strict=True):
+        out.append(sm.smooth(f, o))
+        blended.append(sm.flow.last_mask_mean)
+    return out, sm.added_ms(), float(np.mean(blended[1:])) if len(blended) > 1 else 0.0
 
 
 def per_frame(engine: EncodeOnce, groups, style, alpha: float) -> tuple[list[np.ndarray], float]:
@@ -224,9 +246,13 @@ def write_video(path: Path, columns: list[list[np.ndarray]], fps: float = 15.0) 
         out.mux(stream.encode(None))
 
 
-def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, device: torch.device) -> dict:
-    """The smoother's cost per 1280x720 frame (input frames stand in for stylized ones: the cost
-    does not depend on the content), CPU path and, on a GPU, the device path."""
+def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, engine: TorchEngine, style,
+                alpha: float) -> dict:
+    """The smoother's cost per 1280x720 frame. CPU path: smooth() alone (input frames stand in for
+    stylized ones: the cost does not depend on the content). On a GPU also the device path alone,
+    and end to end: the stream loop's per-frame work (upload, network, smoothing, download; batch 1,
+    as live) with and without smoothing, in wall time without extra synchronisation."""
+    device = engine.device
     big = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in frames]
     result = {}
     sm = TemporalSmoother(settings, profile=True)
@@ -239,6 +265,26 @@ def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, device: to
             y = torch.from_numpy(f).to(device).permute(2, 0, 1).half().div_(255)
             sm.smooth(f, y)
         result["device_path_ms"] = round(float(np.median(list(sm.smooth_ms)[1:])), 2)
+
+        def stream(smoother: TemporalSmoother | None) -> float:
+            times = []
+            for f in big + big:  # the second pass is timed (warm caches, cuDNN autotuned)
+                t0 = time.perf_counter()
+                x = engine.upload([f])
+                if smoother is None:
+                    y = engine.stylize(x, style, alpha)
+                else:
+                    y = smoother.stylize(engine, [f], x, style, alpha)
+                    y = torch.stack([smoother.smooth(f, y[0])])
+                engine.download(y)
+                times.append((time.perf_counter() - t0) * 1000)
+            return float(np.median(times[len(big) + 1:]))
+
+        with torch.inference_mode():
+            plain = stream(None)
+            smoothed = stream(TemporalSmoother(settings))
+        result.update(e2e_plain_ms=round(plain, 2), e2e_smoothed_ms=round(smoothed, 2),
+                      e2e_added_ms=round(smoothed - plain, 2))
     return result
 
 
@@ -259,12 +305,51 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-flow", choices=("farneback", "dis-medium"), default="farneback")
     ap.add_argument("--style-every", type=int, default=4, help="style loss on every n-th frame")
-    ap.add_argument("--momentum", type=float, default=None, help="override the default stat momentum")
-    ap.add_argument("--blend", type=float, default=None, help="override the default flow blend")
-    ap.add_argument("--sweep", action="store_true", help="also try other momenta and blend weights")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a TemporalSettings default, e.g. --set flow_blend=0.6 (repeatable)")
+    ap.add_argument("--sweep", action="store_true", help="also try the variants in SWEEP")
+    ap.add_argument("--static", type=int, default=16, metavar="N",
+                    help="also N noisy copies of the first frame (a still camera; 0 = skip)")
     ap.add_argument("--video", action="store_true", help="write side-by-side MP4s (input | per-frame | both)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="where to write the JSON (default: OUT/flicker-{cpu|gpu-NAME}-DATE.json)")
     return ap.parse_args()
+
+
+# (name, needs the network (the statistics EMA), settings changed from the default)
+SWEEP: list[tuple[str, bool, dict]] = [
+    ("stats: plain EMA (no noise gate)", True, {"mechanism": "stats", "stat_noise": 0.0}),
+    ("flow: no contrast restoration", False, {"detail_sigma": 0.0}),
+    ("flow: no coarse band", False, {"flow_blend_coarse": None}),
+    ("flow: plain blend b=0.7 (old)", False, {"detail_sigma": 0.0, "flow_blend_coarse": None, "flow_tolerance": 0.5}),
+    ("flow: b=0.6", False, {"flow_blend": 0.6}),
+    ("flow: b=0.8", False, {"flow_blend": 0.8}),
+    ("flow: detail_sigma=1.0", False, {"detail_sigma": 1.0}),
+    ("flow: preset medium", False, {"flow_preset": "medium"}),
+    ("flow: flow_size 240", False, {"flow_size": 240}),
+]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    fields = {f: type(v) for f, v in asdict(TemporalSettings()).items()}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise StylestreamError(f"--set {item!r}: use KEY=VALUE with KEY one of {', '.join(fields)}")
+        kind = fields[key]
+        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
+
+
+def json_path(args, device: torch.device) -> Path:
+    if args.json is not None:
+        return args.json
+    tag = "cpu"
+    if device.type == "cuda":
+        tag = "gpu-" + torch.cuda.get_device_name(device).split()[-1].lower()
+    return args.out / f"flicker-{tag}-{datetime.now().strftime('%Y-%m-%d')}.json"
 
 
 def main() -> None:
@@ -284,18 +369,15 @@ def main() -> None:
                           else "cpu" if args.device == "auto" else args.device)
     engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), cuda_graphs=False)
     encoder = load_encoder().to(device).eval()
-    base = TemporalSettings()
-    if args.momentum is not None:
-        base = replace(base, stat_momentum=args.momentum)
-    if args.blend is not None:
-        base = replace(base, flow_blend=args.blend)
-    momenta = sorted({base.stat_momentum, *((0.5, 0.7, 0.9, 0.95) if args.sweep else ())})
-    blends = sorted({base.flow_blend, *((0.3, 0.5, 0.8, 0.9) if args.sweep else ())})
+    base = replace(TemporalSettings(), **parse_overrides(args.set))
+    variants = []
+    for name, network, changes in SWEEP if args.sweep else []:
+        changes = {k: (base.flow_blend if v is None else v) for k, v in changes.items()}
+        variants.append((name, network, replace(base, **{"mechanism": "flow", **changes})))
     style_paths = list_images(args.data / "style")[: args.styles]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    print(f"decoder: {decoder_label}; device {device}; size {args.size}; batch {args.batch}; "
-          f"momentum {base.stat_momentum}, blend {base.flow_blend}, flow {base.flow_preset}@{base.flow_size}",
+    print(f"decoder: {decoder_label}; device {device}; size {args.size}; batch {args.batch}; settings {asdict(base)}",
           file=sys.stderr)
 
     rows, sweep, t_start = [], [], time.time()
@@ -305,64 +387,82 @@ def main() -> None:
             img = load_image_tensor(p, STYLE_SIZE).to(device)
             styles.append((p.name, engine.encode_style(img, None, p.name),
                            [mean_std(f) for f in encoder.features(img)]))
-    for seq in args.sequences:
-        frames = load_sequence(video_root / seq, args.size, args.frames)
+    def measure(seq: str, frames: list[np.ndarray], with_variants: bool, video: bool) -> tuple[list, list]:
         flows = eval_flows(frames, args.eval_flow)
         e_input = warping_error(frames, flows)
         visible = float(np.mean([m.mean() for _, m in flows]))
         print(f"{seq}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, input warping error "
               f"{e_input:.5f}, {visible:.0%} of pixels unoccluded ({time.time() - t_start:.0f} s)",
               file=sys.stderr)
+        rows, sweep = [], []
         for sname, code, sstats in styles:
             with torch.inference_mode():
                 cached, groups, enc_ms = encode_all(engine, frames, args.batch)
-                outs = {}
                 pf, dec_ms = per_frame(cached, groups, code, args.alpha)
+                # stats alone, and both: the stream loop's calls, end to end
+                stats_out, both_out, sm, both_blended = run_smoother(
+                    cached, groups, code, args.alpha, replace(base, mechanism="both"), stylize=True)
+                # the stats EMA's own cost: stylize()'s work without the flow it computes for smooth()
+                stats_ms = float(np.median(np.subtract(sm.stylize_ms, sm.stylize_flow_ms)))
+                flow_out, flow_ms, flow_blended = smooth_only(frames, pf, replace(base, mechanism="flow"))
+                outs = {"per-frame": (pf, 0.0, 0.0), "stats": (stats_out, stats_ms, 0.0),
+                        "flow": (flow_out, flow_ms, flow_blended), "both": (both_out, sm.added_ms(), both_blended)}
+                extra = {}
+                for name, network, settings in variants if with_variants else []:
+                    if network:
+                        _, o, v, _ = run_smoother(cached, groups, code, args.alpha, settings, stylize=True)
+                        extra[name] = (o, v.added_ms(), 0.0)
+                    else:
+                        extra[name] = smooth_only(frames, pf, settings)
             frame_ms = enc_ms + dec_ms
-            outs[("per-frame", 0.0, 0.0)] = (pf, 0.0)
-            for m in momenta:  # stats alone, and both: the stream loop's calls, end to end
-                both = replace(base, mechanism="both", stat_momentum=m)
-                stats_out, both_out, sm = run_smoother(cached, groups, code, args.alpha, both, stylize=True)
-                outs[("stats", m, 0.0)] = (stats_out, float(np.median(sm.stylize_ms)))
-                outs[("both", m, base.flow_blend)] = (both_out, sm.added_ms())
-            for m in (0.0, *momenta):  # other blend weights: the flow alone on the (stats) outputs
-                src = outs[("per-frame", 0.0, 0.0) if m == 0 else ("stats", m, 0.0)][0]
-                for b in blends:
-                    if m > 0 and b == base.flow_blend:
-                        continue
-                    sm = TemporalSmoother(replace(base, mechanism="flow", flow_blend=b), profile=True)
-                    smoothed = [sm.smooth(f, o) for f, o in zip(frames, src, strict=True)]
-                    outs[("flow" if m == 0 else "both", m, b)] = (smoothed, sm.added_ms())
-            for (mode, m, b), (o, ms) in outs.items():
-                r = {"sequence": seq, "style": sname, "mode": mode, "momentum": m, "blend": b,
-                     "warping_error": warping_error(o, flows),
-                     "style_loss": style_loss(encoder, o, sstats, device, args.style_every),
-                     "added_ms": round(ms, 2), "frame_ms": round(frame_ms, 1)}
-                default = (m in (0.0, base.stat_momentum)) and (b in (0.0, base.flow_blend))
-                (rows if default else sweep).append(r)
-            if args.video:
+            for target, table in ((rows, outs), (sweep, extra)):
+                for mode, (o, ms, blended) in table.items():
+                    target.append({"sequence": seq, "style": sname, "mode": mode,
+                                   "warping_error": warping_error(o, flows),
+                                   "style_loss": style_loss(encoder, o, sstats, device, args.style_every),
+                                   "added_ms": round(ms, 2), "frame_ms": round(frame_ms, 1),
+                                   "blended": round(blended, 3)})
+            if video:
                 vid = args.out / f"flicker-{seq}-{Path(sname).stem}-{stamp}.mp4"
-                write_video(vid, [frames, pf, outs[("both", base.stat_momentum, base.flow_blend)][0]])
+                write_video(vid, [frames, pf, both_out])
                 print(f"  video: {vid}", file=sys.stderr)
             print(f"  {sname}: done ({time.time() - t_start:.0f} s)", file=sys.stderr)
+        return rows, sweep
+
+    rows, sweep = [], []
+    for seq in args.sequences:
+        r, w = measure(seq, load_sequence(video_root / seq, args.size, args.frames), True, args.video)
+        rows += r
+        sweep += w
+    static = None
+    if args.static:  # what the statistics EMA is for: a still camera, sensor noise
+        first = load_sequence(video_root / args.sequences[0], args.size, 1)[0]
+        rng = np.random.default_rng(0)
+        frames = [np.clip(first + rng.normal(0, 3.0, first.shape), 0, 255).astype(np.uint8)
+                  for _ in range(args.static)]
+        static = summarise(measure(f"static-{args.sequences[0]}", frames, False, False)[0], [])
 
     summary = summarise(rows, sweep)
-    timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, device)
-    print_table(summary, timing, decoder_label)
+    timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, engine, styles[0][1],
+                         args.alpha)
+    checks = check_targets(summary, timing, device)
+    print_table(summary, timing, checks, decoder_label, static)
     result = {"machine": machine_info(), "decoder": decoder_label,
               "decoder_manifest": {} if args.random_decoder else
               {k: read_manifest(Path(args.decoder or DEFAULT_DECODER)).get(k) for k in ("steps", "sha256")},
-              "settings": {**base.__dict__}, "size": args.size, "batch": args.batch, "alpha": args.alpha,
+              "settings": asdict(base), "size": args.size, "batch": args.batch, "alpha": args.alpha,
               "eval_flow": args.eval_flow, "styles": [s[0] for s in styles], "sequences": args.sequences,
-              "seconds": round(time.time() - t_start, 1), "summary": summary, "timing_720p": timing,
-              "rows": rows, "sweep": sweep}
-    out_json = args.out / f"flicker-{stamp}.json"
+              "frames": args.frames, "seconds": round(time.time() - t_start, 1), "summary": summary,
+              "timing_720p": timing, "targets": checks, "static_noisy_scene": static, "rows": rows,
+              "sweep": sweep}
+    out_json = json_path(args, device)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1))
     print(f"json: {out_json}")
 
 
 def summarise(rows: list[dict], sweep: list[dict]) -> dict:
-    """Means over sequences and styles, and the ratios to per-frame."""
+    """Means over sequences and styles, and the ratios to per-frame (ratios of the means)."""
     def mean(sel, key):
         return float(np.mean([r[key] for r in sel]))
 
@@ -370,33 +470,46 @@ def summarise(rows: list[dict], sweep: list[dict]) -> dict:
     pf = [r for r in rows if r["mode"] == "per-frame"]
     base_e, base_s = mean(pf, "warping_error"), mean(pf, "style_loss")
     frame_ms = mean(pf, "frame_ms")
-    for mode in MODES:
-        sel = [r for r in rows if r["mode"] == mode]
-        e, s = mean(sel, "warping_error"), mean(sel, "style_loss")
-        ms = float(np.median([r["added_ms"] for r in sel]))
-        out["modes"][mode] = {"warping_error": e, "warp_ratio": e / base_e, "style_loss": s,
+    for table, key in ((rows, "modes"), (sweep, "sweep")):
+        for mode in dict.fromkeys(r["mode"] for r in table):
+            sel = [r for r in table if r["mode"] == mode]
+            e, s = mean(sel, "warping_error"), mean(sel, "style_loss")
+            ms = float(np.median([r["added_ms"] for r in sel]))
+            out[key][mode] = {"warping_error": e, "warp_ratio": e / base_e, "style_loss": s,
                               "style_ratio": s / base_s, "added_ms": ms, "frame_ms": frame_ms,
-                              "added_share": ms / frame_ms}
-    for key in sorted({(r["mode"], r["momentum"], r["blend"]) for r in sweep}):
-        sel = [r for r in sweep if (r["mode"], r["momentum"], r["blend"]) == key]
-        out["sweep"][f"{key[0]} m={key[1]:g} b={key[2]:g}"] = {
-            "warp_ratio": mean(sel, "warping_error") / base_e,
-            "style_ratio": mean(sel, "style_loss") / base_s}
+                              "added_share": ms / frame_ms, "blended": mean(sel, "blended")}
     return out
 
 
-def print_table(summary: dict, timing: dict, decoder_label: str) -> None:
+def check_targets(summary: dict, timing: dict, device: torch.device) -> dict:
+    both = summary["modes"]["both"]
+    checks = {"warp_ratio <= 0.5": both["warp_ratio"] <= 0.5, "style_ratio <= 1.1": both["style_ratio"] <= 1.1}
+    if device.type == "cuda":
+        checks["e2e_added_ms at 720p <= 5"] = timing["e2e_added_ms"] <= 5.0
+    else:
+        checks["added share of the CPU frame time <= 15%"] = both["added_share"] <= 0.15
+    return checks
+
+
+def print_table(summary: dict, timing: dict, checks: dict, decoder_label: str, static: dict | None = None) -> None:
     print(f"decoder: {decoder_label}")
-    print(f"{'mode':10} {'warp err':>10} {'x per-frame':>11} {'style loss':>11} {'x per-frame':>11} "
-          f"{'added ms':>9} {'% frame':>8}")
-    for mode, r in summary["modes"].items():
-        print(f"{mode:10} {r['warping_error']:10.5f} {r['warp_ratio']:11.2f} {r['style_loss']:11.4f} "
-              f"{r['style_ratio']:11.3f} {r['added_ms']:9.2f} {r['added_share']:8.1%}")
+    head = (f"{'mode':10} {'warp err':>10} {'x per-frame':>11} {'style loss':>11} {'x per-frame':>11} "
+            f"{'added ms':>9} {'% frame':>8} {'blended':>8}")
+    for title, table in (("dev videos", summary), ("static noisy scene (a still camera: sensor noise only)", static)):
+        if table is None:
+            continue
+        print(f"{title}:")
+        print(head)
+        for mode, r in table["modes"].items():
+            print(f"{mode:10} {r['warping_error']:10.5f} {r['warp_ratio']:11.2f} {r['style_loss']:11.4f} "
+                  f"{r['style_ratio']:11.3f} {r['added_ms']:9.2f} {r['added_share']:8.1%} {r['blended']:8.0%}")
     if summary["sweep"]:
-        print("sweep (means over sequences and styles, ratios to per-frame):")
+        print("sweep on the dev videos (means over sequences and styles, ratios to per-frame):")
         for k, r in summary["sweep"].items():
-            print(f"  {k:24} warp x{r['warp_ratio']:.2f}  style x{r['style_ratio']:.3f}")
-    print("smoother at 1280x720: " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
+            print(f"  {k:36} warp x{r['warp_ratio']:.3f}  style x{r['style_ratio']:.3f}  "
+                  f"added {r['added_ms']:.2f} ms")
+    print("smoother at 1280x720 (ms per frame): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
+    print("targets: " + "; ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in checks.items()))
 
 
 if __name__ == "__main__":
