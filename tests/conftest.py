@@ -129,6 +129,15 @@ def draw_frame_fixture() -> Callable[[int, int, int], np.ndarray]:
     return draw_frame
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private ONNX/engine cache (STYLESTREAM_CACHE) per test module, so tests never touch ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cache")
+        mp.setenv("STYLESTREAM_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def xvfb_display():
     """A private Xvfb on a display number it picks itself (-displayfd); skips where there is none."""

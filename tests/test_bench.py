@@ -16,13 +16,8 @@ ROW_KEYS = {"backend", "engine", "device", "precision", "resolution", "batch", "
             "fps", "frame_ms_median", "frame_fps", "peak_mem_mb", "mem_growth_mb", "mem_kind"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    # One ONNX cache for the module: run_bench and the CLI time the same random graph.
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("STYLESTREAM_CACHE", str(path))
-        yield path
+# One ONNX cache for the module (conftest `cache`): run_bench and the CLI time the same random graph.
+pytestmark = pytest.mark.usefixtures("cache")
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,6 @@ BOUND = 1e-4
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("STYLESTREAM_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
 def graph():
     # The shipped decoder: a random one clamps most pixels to 0 or 1, which would hide differences.
     return load_graph()
