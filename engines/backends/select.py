@@ -5,11 +5,10 @@ benchmarks/results/):
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
   graph through cuDNN as torch does, without CUDA graphs.
-- CPU: onnxruntime when it imports, else torch. An earlier session measured, on 2 AMD EPYC
-  (Zen 5) cores, fp32, batch 1 at 640x360, 538 ms/frame for the onnxruntime session (NCHWc
-  layout, fused Conv+ReLU) against 687 ms for torch with channels_last/oneDNN. Those numbers
-  are not in benchmarks/results/ yet and are to be re-measured (speed-cpu-*.json); a quick
-  check on a loaded machine had onnxruntime ~20% ahead at 640x360. bf16 is torch-only, so
+- CPU: onnxruntime when it imports, else torch. On 2 AMD EPYC cores, fp32, batch 1
+  (benchmarks/results/speed-cpu-2026-11-26.json) the onnxruntime session (NCHWc layout, fused
+  Conv+ReLU) took 1188 ms/frame at 640x360 against 1435 ms for torch with channels_last/oneDNN,
+  and was ahead at every size (10.6 s against 25.0 s at 1920x1080). bf16 is torch-only, so
   `--precision bf16` picks torch.
 """
 
