@@ -211,6 +211,7 @@ class TrainData:
     content_files: FileList
     style_files: FileList
     exclude_list: str | None = None
+    exclude: set[str] = field(default_factory=set)  # the names read from exclude_list
 
     def describe(self) -> dict:
         return {
@@ -244,7 +245,7 @@ def load_train_data(content_dir: str | Path, style_dir: str | Path, load_size: i
              len(content.files), len(style.files), load_size, len(content.excluded) + len(style.excluded),
              exclude_list or "no exclude list")
     pools = [ImagePool(load_images(f.files, load_size, workers), device) for f in (content, style)]
-    return TrainData(pools[0], pools[1], content, style, str(exclude_list) if exclude_list else None)
+    return TrainData(pools[0], pools[1], content, style, str(exclude_list) if exclude_list else None, exclude)
 
 
 def load_samples(files: Iterable[Path], size: int) -> torch.Tensor:

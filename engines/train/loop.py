@@ -23,7 +23,7 @@ from torch import nn
 
 from engines.decoder import random_decoder
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
-from engines.train.data import default_sample_files, load_samples, load_train_data, read_exclude_list
+from engines.train.data import default_sample_files, load_samples, load_train_data
 from engines.train.losses import AdaINLoss
 from engines.vgg import load_encoder
 
@@ -143,8 +143,7 @@ def train(opts: TrainOptions) -> dict:
 
     data = load_train_data(opts.content_dir, opts.style_dir, opts.load_size, device, opts.exclude_list,
                            opts.workers)
-    exclude = read_exclude_list(opts.exclude_list)
-    c_files, s_files = default_sample_files(data.content_files, data.style_files, exclude)
+    c_files, s_files = default_sample_files(data.content_files, data.style_files, data.exclude)
     samples = (load_samples(c_files, opts.crop).to(device), load_samples(s_files, opts.crop).to(device))
 
     encoder = load_encoder(opts.encoder).to(device)
