@@ -40,6 +40,7 @@ class TemporalConfig(Strict):
     flow_blend: float = Field(default=0.7, ge=0, le=1)
     flow_blend_coarse: float = Field(default=0.9, ge=0, le=1)
     detail_sigma: float = Field(default=1.5, ge=0, le=16)
+    contrast_sigma: float = Field(default=12.0, ge=1, le=64)
     flow_size: int = Field(default=400, ge=32, le=4096)
     flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
     flow_tolerance: float = Field(default=8.0, gt=0)

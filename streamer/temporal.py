@@ -24,12 +24,13 @@ Two mechanisms, as the issue asked for; measured with benchmarks/flicker.py (tra
 
        out = lp(y) + (y - lp(y)) * g,  g = 1 + m*(clip(sqrt(E_cur / E_y), 1, 3) - 1)
 
-   with E the local energy of the detail (blurred over 2 detail_sigma). m is 1 where the flow
-   passes the forward-backward check of Ruder et al. (2016), is not on a motion boundary and
-   actually explains the input (the warped previous input matches the current one: this catches
-   things that appear without moving, which the flow alone cannot see); it is eroded and blurred
-   so that no seam shows. Where it is 0 (occlusions, disocclusions, cuts) out is the current
-   output, unchanged, so nothing leaves a ghost trail.
+   with E the local energy of the detail (its Gaussian mean over contrast_sigma = 12 px: a
+   narrower window follows single strokes and left the style loss of one dev pair 1.15x per-frame,
+   this one 1.11x). m is 1 where the flow passes the forward-backward check of Ruder et al. (2016),
+   is not on a motion boundary and actually explains the input (the warped previous input matches
+   the current one: this catches things that appear without moving, which the flow alone cannot
+   see); it is eroded and blurred so that no seam shows. Where it is 0 (occlusions, disocclusions,
+   cuts) out is the current output, unchanged, so nothing leaves a ghost trail.
 
 `SceneCutDetector` resets both on a cut; `TemporalSmoother` holds the three and is what the
 stream loop calls. Defaults: see `TemporalSettings`.
@@ -66,15 +67,18 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
 RESET_KEYS = ("seek", "loop", "scene_cut")  # Frame.meta flags after which the past is not this frame's past
 COARSE_SIGMA = 4.0  # px of the output: structure above this scale is blended with flow_blend_coarse
 MAX_GAIN = 3.0      # the contrast restoration never amplifies detail more than this
+CONTRAST_DOWN = 4  # the local contrast is measured at this fraction of the resolution: smooth at that scale
 
 
 @dataclass
 class TemporalSettings:
     """How the smoother works. Defaults chosen with benchmarks/flicker.py (trained decoder, 360p,
-    cats + fox, 2 styles): warping error 0.45x per-frame, style loss 1.07x (targets 0.5x, 1.1x).
-    The trade-off is set by flow_blend (b=0.6: 0.48x / 1.05x; 0.8: 0.45x / 1.10x); without the
-    contrast restoration b=0.7 gives 0.32x but doubles the style loss. flow_size 400 over 320 and
-    flow_tolerance 8 over 2 each bought about 0.01 of warp ratio at no style cost;
+    cats + fox, 2 styles): warping error 0.44x per-frame, style loss 1.08x (targets 0.5x, 1.1x;
+    the worst of the 4 video/style pairs 0.47x / 1.11x). The trade-off is set by flow_blend (b=0.6:
+    0.47x / 1.06x; 0.8: 0.44x / 1.10x); without the contrast restoration b=0.7 gives 0.32x but
+    doubles the style loss. contrast_sigma 12 over 3 brought the worst pair from 1.15x to 1.11x.
+    flow_size 400 over 320 and flow_tolerance 8 over 2 each bought about 0.01 of warp ratio at no
+    style cost;
     cut_threshold 0.35 stops a false cut in the cats video (a cat jumping at the camera, 0.33).
 
     stat_momentum: weight of the past in the EMA of the content statistics (0 = off).
@@ -85,6 +89,8 @@ class TemporalSettings:
     flow_blend_coarse: the same weight for structure coarser than COARSE_SIGMA (colour, shading).
     detail_sigma:  scale (px of the output) below which the blend's detail is restored to the
                    current output's local contrast (0 = off).
+    contrast_sigma: the window (px of the output, Gaussian sigma) that local contrast is measured
+                   over for that restoration.
     flow_size:     longer side (px) of the thumbnails the flow is computed on.
     flow_preset:   OpenCV DIS preset.
     flow_tolerance: constant term of the forward-backward check, in squared thumbnail pixels.
@@ -100,6 +106,7 @@ class TemporalSettings:
     flow_blend: float = 0.7
     flow_blend_coarse: float = 0.9
     detail_sigma: float = 1.5
+    contrast_sigma: float = 12.0
     flow_size: int = 400
     flow_preset: str = "fast"
     flow_tolerance: float = 8.0
@@ -121,6 +128,8 @@ class TemporalSettings:
         if not 0 <= self.detail_sigma <= 16:
             raise ConfigError(f"temporal.detail_sigma is {self.detail_sigma}; use 0 (off) to 16 pixels, "
                               "e.g. 1.5")
+        if not 1 <= self.contrast_sigma <= 64:
+            raise ConfigError(f"temporal.contrast_sigma is {self.contrast_sigma}; use 1 to 64 pixels, e.g. 12")
         if not 32 <= self.flow_size <= 4096:
             raise ConfigError(f"temporal.flow_size is {self.flow_size}; use 32..4096 pixels, e.g. 320")
         if self.flow_preset not in DIS_PRESETS:
@@ -210,6 +219,32 @@ def blur_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
     mode = "reflect" if r < min(h, w) else "replicate"
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, ksize), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, ksize, 1), groups=c)
+
+
+def _padding(h: int, w: int) -> tuple[int, int]:
+    return -h % CONTRAST_DOWN, -w % CONTRAST_DOWN
+
+
+def local_mean_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted local mean over `sigma` px, computed at 1 / CONTRAST_DOWN resolution
+    (borders replicated up to a multiple of it, so the reduction is an exact block mean, as on the device)."""
+    h, w = img.shape[:2]
+    ph, pw = _padding(h, w)
+    padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    small = cv2.resize(padded, None, fx=1 / CONTRAST_DOWN, fy=1 / CONTRAST_DOWN, interpolation=cv2.INTER_AREA)
+    big = cv2.resize(blur_numpy(small, sigma / CONTRAST_DOWN), (w + pw, h + ph),
+                     interpolation=cv2.INTER_LINEAR)
+    return big[:h, :w]
+
+
+def local_mean_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`local_mean_numpy` for N x C x H x W on the device."""
+    h, w = x.shape[-2:]
+    ph, pw = _padding(h, w)
+    small = F.avg_pool2d(F.pad(x, (0, pw, 0, ph), mode="replicate"), CONTRAST_DOWN)
+    big = F.interpolate(blur_torch(small, sigma / CONTRAST_DOWN), size=(h + ph, w + pw), mode="bilinear",
+                        align_corners=False)
+    return big[..., :h, :w]
 
 
 # -- scene cuts ----------------------------------------------------------------------------------
@@ -332,10 +367,11 @@ class FlowBlender:
 
     def __init__(self, blend: float = 0.7, flow_size: int = 320, preset: str = "fast",
                  photo_threshold: float = 0.08, fb_tolerance: float = 2.0, blend_coarse: float | None = None,
-                 detail_sigma: float = 1.5):
+                 detail_sigma: float = 1.5, contrast_sigma: float = 12.0):
         self.blend = blend
         self.blend_coarse = blend if blend_coarse is None else blend_coarse
         self.detail_sigma = detail_sigma
+        self.contrast_sigma = contrast_sigma
         self.flow_size = flow_size
         self.photo_threshold = photo_threshold
         self.fb_tolerance = fb_tolerance  # Ruder et al.'s constant term, in squared *thumbnail* pixels
@@ -446,7 +482,7 @@ class FlowBlender:
             yd, cd = cv2.subtract(y, yl), cv2.subtract(cur, cl)
             ones = np.ones((1, 3), np.float32)
             energy = cv2.merge((cv2.transform(cv2.multiply(yd, yd), ones), cv2.transform(cv2.multiply(cd, cd), ones)))
-            e_y, e_c = cv2.split(blur_numpy(energy, 2 * self.detail_sigma))
+            e_y, e_c = cv2.split(local_mean_numpy(energy, self.contrast_sigma))
             gain = cv2.sqrt(cv2.divide(e_c + 1.0, e_y + 1.0))
             gain = cv2.min(cv2.max(gain, 1.0), MAX_GAIN)
             gain = cv2.add(cv2.multiply(gain - 1.0, mask), 1.0)
@@ -483,7 +519,7 @@ class FlowBlender:
         if self.detail_sigma > 0:
             low = blur_torch(torch.stack((y, cur)), self.detail_sigma)  # 2 x 3 x H x W, one pass for both
             detail = torch.stack((y, cur)) - low
-            energy = blur_torch(detail.square().sum(1).unsqueeze(0), 2 * self.detail_sigma)[0]
+            energy = local_mean_torch(detail.square().sum(1).unsqueeze(0), self.contrast_sigma)[0]
             eps = 1.0 / 255 ** 2
             gain = ((energy[1] + eps) / (energy[0] + eps)).sqrt_().clamp_(1.0, MAX_GAIN)
             y = torch.addcmul(low[0], detail[0], gain.sub_(1.0).mul_(mask[0]).add_(1.0))
@@ -520,7 +556,7 @@ class TemporalSmoother:
         self.detector = SceneCutDetector(s.cut_threshold)
         self.stats = StatSmoother(s.stat_momentum, s.stat_noise)
         self.flow = FlowBlender(s.flow_blend, s.flow_size, s.flow_preset, s.photo_threshold, s.flow_tolerance,
-                                s.flow_blend_coarse, s.detail_sigma)
+                                s.flow_blend_coarse, s.detail_sigma, s.contrast_sigma)
         self._enabled = s.enabled and s.mechanism != "off"
         self._pending: deque[_Seen] = deque()
         self._last_small: np.ndarray | None = None

@@ -24,6 +24,8 @@ from streamer.temporal import (
     TemporalSmoother,
     blur_numpy,
     blur_torch,
+    local_mean_numpy,
+    local_mean_torch,
     warp_numpy,
     warp_torch,
 )
@@ -313,6 +315,12 @@ def test_torch_blur_matches_cv2():
     for sigma in (1.5, 4.0):
         got = blur_torch(torch.from_numpy(img).permute(2, 0, 1)[None], sigma)[0].permute(1, 2, 0).numpy()
         assert np.abs(got - blur_numpy(img, sigma)).max() < 1e-5
+    # the local contrast's window, at reduced resolution; a size that is not a multiple of the reduction
+    odd = np.random.default_rng(1).random((61, 83, 2)).astype(np.float32)
+    got = local_mean_torch(torch.from_numpy(odd).permute(2, 0, 1)[None], 12.0)[0].permute(1, 2, 0).numpy()
+    want = local_mean_numpy(odd, 12.0)
+    assert got.shape == want.shape == odd.shape and np.abs(got - want).max() < 1e-5
+    assert want.std() < 0.1 * odd.std()  # it is a wide average
 
 
 def test_device_path_matches_the_cpu_path():
@@ -353,7 +361,8 @@ def test_scene_cut_detector():
 def test_settings_are_validated_with_a_message():
     for bad in ({"mechanism": "magic"}, {"stat_momentum": 1.0}, {"stat_noise": -1}, {"flow_blend": 1.5},
                 {"flow_blend_coarse": -0.1}, {"detail_sigma": 20}, {"flow_size": 8}, {"flow_tolerance": 0},
-                {"cut_threshold": 0}, {"flow_preset": "slowest"}, {"photo_threshold": 0}):
+                {"cut_threshold": 0}, {"flow_preset": "slowest"}, {"photo_threshold": 0},
+                {"contrast_sigma": 0.5}):
         with pytest.raises(ConfigError) as e:
             TemporalSettings(**bad)
         assert isinstance(e.value, StylestreamError) and "\n" not in str(e.value)
