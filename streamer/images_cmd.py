@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engines.adain import StyleCode, blend_styles
 from engines.backends.torch_backend import TorchEngine, resolve_device
 from engines.errors import InputError, OutputError
+from engines.files import IMAGE_SUFFIXES
 from engines.images import (
-    IMAGE_SUFFIXES,
     list_images,
     load_image,
     load_image_tensor,

@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 
 from engines.errors import InputError
+from engines.files import IMAGE_SUFFIXES, image_files
 from streamer.frame import Frame, StreamInfo
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 DEFAULT_FPS = 25.0
 
@@ -278,8 +278,7 @@ class ImageFolderSource(Source):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"Not a folder: {self.folder}")
-        self.files = sorted((p for p in self.folder.iterdir()
-                             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key)
+        self.files = sorted(image_files(self.folder), key=_natural_key)
         if not self.files:
             raise InputError(f"No images in {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         first = _read_image(self.files[0])

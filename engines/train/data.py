@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from engines.errors import InputError
+from engines.files import IMAGE_SUFFIXES, image_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -94,7 +94,7 @@ def list_training_images(folder: str | Path, exclude: set[str], what: str = "ima
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{what.capitalize()} folder not found: {folder}. Pass an existing folder.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise InputError(f"No {what} in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}). "
                          "Point to a folder that holds the training images.")
