@@ -49,7 +49,7 @@ timeout 40 python3 benchmarks/speed.py --backends torch --no-cuda-graphs --decod
 echo "speed (no graphs) exit $?"; cat "$R/speed-nographs.txt"
 fi
 if want flicker; then
-timeout 90 python3 benchmarks/flicker.py --data .gpu/data/dev --decoder "$DEC" --out "$R" > "$R/flicker.txt" 2>&1
+timeout 150 python3 benchmarks/flicker.py --data .gpu/data/dev --decoder "$DEC" --out "$R" > "$R/flicker.txt" 2>&1
 echo "flicker exit $?"; tail -14 "$R/flicker.txt"
 fi
 
