@@ -70,6 +70,9 @@ class StyleCode:
     std: torch.Tensor
     source: str = ""
     meta: dict = field(default_factory=dict, compare=False)
+    # fp32 copies per device, made on first use: copying from host memory every frame would make the
+    # host wait for the GPU each time (torch synchronises after a copy from pageable memory)
+    _on_device: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self):
         for t in (self.mean, self.std):
@@ -88,10 +91,12 @@ class StyleCode:
         return StyleCode(self.mean.to(device), self.std.to(device), self.source, self.meta)
 
     def batch(self, n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n x C, n x C) fp32 on `device`, the per-frame graph's style inputs."""
-        m = self.mean.to(device, torch.float32).unsqueeze(0).expand(n, -1)
-        s = self.std.to(device, torch.float32).unsqueeze(0).expand(n, -1)
-        return m, s
+        """(n x C, n x C) fp32 on `device`, the per-frame graph's style inputs (views: do not modify)."""
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = (self.mean.to(device, torch.float32), self.std.to(device, torch.float32))
+        m, s = self._on_device[key]
+        return m.unsqueeze(0).expand(n, -1), s.unsqueeze(0).expand(n, -1)
 
     def save(self, path: str | Path, **meta: str) -> None:
         meta = {"source": self.source, **{k: str(v) for k, v in {**self.meta, **meta}.items()}}

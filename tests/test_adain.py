@@ -81,3 +81,14 @@ def test_preserve_color_keeps_content_chroma_and_stylized_luma():
     assert torch.allclose((out * w).sum(1), (stylized * w).sum(1), atol=1e-5)
     # chroma (colour differences) follow the content
     assert torch.allclose(out[:, 0] - out[:, 1], content[:, 0] - content[:, 1], atol=1e-5)
+
+
+def test_style_inputs_are_copied_to_a_device_once():
+    # fp64 -> fp32 is a real copy, as host -> GPU is: made on the first frame, reused after
+    code = StyleCode(torch.rand(8, dtype=torch.float64), torch.rand(8, dtype=torch.float64) + 0.5, "x")
+    m1, s1 = code.batch(2, "cpu")
+    m2, s2 = code.batch(3, "cpu")
+    assert m1.shape == (2, 8) and m2.shape == (3, 8) and m1.dtype == s1.dtype == torch.float32
+    assert m1.data_ptr() == m2.data_ptr() and s1.data_ptr() == s2.data_ptr()
+    assert torch.allclose(m2[2], code.mean.float()) and torch.allclose(s2[0], code.std.float())
+    assert code == StyleCode(code.mean, code.std, "x")  # the copies are not part of the value
