@@ -1,13 +1,17 @@
-"""Sources on real files made with PyAV, a real OpenCV capture, and a real HTTP server on 127.0.0.1."""
+"""Sources on real files made with PyAV, a real OpenCV capture, and real servers on 127.0.0.1 (HTTP, live MPEG-TS)."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -303,6 +307,78 @@ def test_url_source_reads_over_http(make_video, http_server, frame_marker):
         frame = next(it)
     assert frame.image.shape == (96, 128, 3)
     assert 0 <= frame_marker(frame.image) < 20
+
+
+# An MPEG-TS encoder serving one client on 127.0.0.1 (as `ffmpeg -f mpegts tcp://...?listen=1` would):
+# frames drawn with the index `first`, `first + 1`, ..., paced at 25 fps.
+_TCP_SERVER = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+import av
+from conftest import draw_frame
+port, first, count = (int(a) for a in sys.argv[1:4])
+print("listening", flush=True)
+with av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts") as out:
+    st = out.add_stream("mpeg4", rate=25, options={"qscale": "2"})
+    st.width, st.height, st.pix_fmt = 128, 96, "yuv420p"
+    for i in range(first, first + count):
+        out.mux(st.encode(av.VideoFrame.from_ndarray(draw_frame(i, 128, 96), format="bgr24")))
+        time.sleep(0.04)
+    out.mux(st.encode(None))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_tcp(port: int, first: int, count: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-c", _TCP_SERVER, str(port), str(first), str(count),
+                               str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().strip() == "listening"
+    return server
+
+
+def test_url_source_follows_a_live_tcp_stream_and_reconnects_when_the_encoder_restarts(frame_marker):
+    port = _free_port()
+    first = _serve_tcp(port, 0, 40)
+    servers = [first]
+
+    def restart_when_it_ends() -> None:  # an encoder restarting on the same port
+        first.wait()
+        servers.append(_serve_tcp(port, 100, 40))
+
+    threading.Thread(target=restart_when_it_ends, daemon=True).start()
+    try:
+        for _ in range(50):  # the encoder is about to listen; a refused connection costs nothing
+            try:
+                src = UrlSource(f"tcp://127.0.0.1:{port}", timeout=5, backoff=(0.1, 0.4))
+                break
+            except InputError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the encoder never accepted a connection")
+        assert src.info.live and (src.info.width, src.info.height) == (128, 96)
+        watchdog = threading.Timer(30, src.stop)  # a hung stream fails the test instead of hanging it
+        watchdog.start()
+        with src:
+            marks, status = [], None
+            for frame in src:
+                marks.append(frame_marker(frame.image))
+                if marks[-1] >= 100:
+                    status = src.status
+                    break
+        watchdog.cancel()
+        before = [m for m in marks if m < 40]
+        assert len(before) >= 10 and before == sorted(before)  # live frames, in order (latest wins may skip)
+        assert marks[-1] >= 100, marks  # the restarted encoder's frames
+        assert src.reconnects >= 1 and status == "live"
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
 
 
 def test_url_that_cannot_be_opened_is_an_input_error_without_the_password(http_server):
