@@ -38,6 +38,7 @@ from streamer.frame import Frame, StreamInfo
 
 log = logging.getLogger(__name__)
 _END = object()  # end-of-stream marker on the queues
+SLOW_LIVE_MS = 200.0  # a live stream whose network takes longer per frame (under 5 fps) gets a hint, once
 
 
 @dataclass
@@ -96,6 +97,7 @@ class StreamLoop:
         self.error: BaseException | None = None
         self.result = RunResult()
         self.stylize_ms: deque[float] = deque(maxlen=120)
+        self._speed_checked = False
         w, h = output_size(source.info.width, source.info.height, settings.size)
         self.out_info = StreamInfo(w, h, source.info.fps, source.info.time_base, source.info.frame_count,
                                    source.info.duration, source.info.path, source.info.live, source.info.name)
@@ -184,6 +186,7 @@ class StreamLoop:
                 for out in self._stylize(frames):
                     if not self._put(self.q_out, out):
                         return
+                self._hint_if_slow()
             if self.controls is not None and self.controls.quit:
                 self.request_stop()
 
@@ -215,6 +218,21 @@ class StreamLoop:
             meta = {**f.meta, "style": style.name, "alpha": alpha, "smoothing": smoothing}
             out.append(Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, meta))
         return out
+
+    def _hint_if_slow(self) -> None:
+        """Once, after the first frames of a live stream: if the network alone keeps it under 5 fps
+        (a CPU at the default size), say so with the measured time and what helps."""
+        if not self.live or self._speed_checked or len(self.stylize_ms) < 5:
+            return
+        self._speed_checked = True
+        ms = float(np.median(self.stylize_ms))
+        if ms > SLOW_LIVE_MS:
+            w, h = self.out_info.width, self.out_info.height
+            advice = ("a smaller --size is faster (the work grows with the pixel count); " if min(w, h) > 256
+                      else "")
+            log.warning("live: %.0f ms per frame (%.1f fps at most) at %dx%d with %s on %s; %san NVIDIA GPU is "
+                        "much faster", ms, 1000 / ms, w, h, self.engine.name, getattr(self.engine, "device", "?"),
+                        advice)
 
     def _current_style(self) -> tuple[NamedStyle, float]:
         if self.controls is None:

@@ -119,6 +119,23 @@ def test_live_source_latest_wins_when_the_stylizer_is_slow():
     assert loop.result.dropped == 40 - len(got)
 
 
+def test_a_slow_live_stream_gets_one_hint_with_the_measured_time(monkeypatch, caplog):
+    import streamer.loop as loop_module
+
+    run(ListSource(10, live=True, period=0.025), [RecordingSink()], InvertEngine(delay=0.02))
+    assert "ms per frame" not in caplog.text  # 20 ms a frame: fast enough
+    monkeypatch.setattr(loop_module, "SLOW_LIVE_MS", 10.0)
+    run(ListSource(10, live=True, period=0.025), [RecordingSink()], InvertEngine(delay=0.02))
+    hints = [r.getMessage() for r in caplog.records if "ms per frame" in r.getMessage()]
+    assert len(hints) == 1 and f"{W}x{H} with invert" in hints[0] and "GPU" in hints[0]
+    assert "--size" not in hints[0]  # 32x24 is as small as it gets
+    ms = float(hints[0].split("live: ")[1].split(" ms")[0])
+    assert 15 <= ms < 200  # the engine's own 20 ms, measured
+    caplog.clear()
+    run(ListSource(12), [RecordingSink()], InvertEngine(delay=0.02))  # files: no hint, every frame is kept
+    assert "ms per frame" not in caplog.text
+
+
 def test_interrupt_finishes_what_is_in_flight_closes_the_sinks_and_says_which_signal():
     sink = RecordingSink()
     loop = StreamLoop(ListSource(500), InvertEngine(delay=0.005), STYLE, [sink],
