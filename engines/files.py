@@ -5,11 +5,16 @@ No imaging library is imported here, so training on a bare GPU box does not need
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
+def files_in(folder: Path, suffixes: Collection[str]) -> list[Path]:
+    """The files directly in `folder` whose suffix (any case) is one of `suffixes`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return files_in(folder, IMAGE_SUFFIXES)

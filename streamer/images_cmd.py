@@ -10,10 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engines.adain import StyleCode, blend_styles
 from engines.backends.torch_backend import TorchEngine, resolve_device
-from engines.errors import InputError, OutputError
+from engines.errors import InputError
 from engines.files import IMAGE_SUFFIXES
 from engines.images import (
-    list_images,
     load_image,
     load_image_tensor,
     resize_shorter,
@@ -22,6 +21,7 @@ from engines.images import (
 )
 from engines.presets import resolve_style
 from engines.still import stylize_still
+from streamer.paths import pair_outputs
 
 
 @dataclass
@@ -44,27 +44,13 @@ class ImageJob:
 
 
 def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
-    """(input file, output file) pairs. One file in + an image-suffixed output = that file; else a folder."""
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                raise InputError(f"No images (.jpg, .png, ...) in {p}")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"Input not found: {p}")
-    if len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES:
-        return [(files[0], output)]
-    if output.suffix.lower() in IMAGE_SUFFIXES:
-        raise OutputError(f"{len(files)} input images need an output folder, not the file name {output}")
-    pairs = [(f, output / f"{f.stem}{f.suffix if f.suffix.lower() in IMAGE_SUFFIXES else '.png'}") for f in files]
-    for src, dst in pairs:
-        if dst.resolve() == src.resolve():
-            raise OutputError(f"Output {dst} would overwrite its input; choose another output folder")
-    return pairs
+    """(input file, output file) pairs: one image to an image file name, or any number to a folder
+    (each keeps its format when it is one we write, else becomes a PNG)."""
+    def out_name(f: Path) -> str:
+        return f"{f.stem}{f.suffix if f.suffix.lower() in IMAGE_SUFFIXES else '.png'}"
+
+    return pair_outputs(inputs, output, IMAGE_SUFFIXES, "image", lambda out: out.suffix.lower() in IMAGE_SUFFIXES,
+                        out_name)
 
 
 def run_image_job(job: ImageJob) -> list[Path]:

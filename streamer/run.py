@@ -9,10 +9,11 @@ from pathlib import Path
 from engines.adain import blend_styles
 from engines.backends import create_engine
 from engines.backends.base import Engine
-from engines.errors import InputError, OutputError, StylestreamError
+from engines.errors import OutputError, StylestreamError
 from engines.presets import resolve_style
 from streamer.config import StreamConfig
 from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
+from streamer.paths import pair_outputs
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
@@ -73,32 +74,9 @@ def _settings(cfg: StreamConfig, engine: Engine, live: bool) -> LoopSettings:
 
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES and f.is_file())
-            if not found:
-                raise InputError(f"No video files in {p}")
-            files += found
-        elif p.exists():
-            files.append(p)
-        else:
-            raise InputError(f"Input not found: {p}")
-    if len(files) == 1 and output.suffix:
-        pairs = [(files[0], output)]
-    elif output.suffix:
-        raise OutputError(f"{len(files)} input videos need an output folder, not the file name {output}")
-    else:
-        pairs = [(f, output / f"{f.stem}.mp4") for f in files]
-    seen: dict[Path, Path] = {}
-    for src, dst in pairs:
-        if dst.resolve() == src.resolve():
-            raise OutputError(f"Output {dst} would overwrite its input; choose another name")
-        if dst.resolve() in seen:
-            raise OutputError(f"{seen[dst.resolve()].name} and {src.name} would both be written to {dst}; "
-                              f"rename one of them")
-        seen[dst.resolve()] = src
-    return pairs
+    """(input video, output file) pairs: one video to a file name, or any number to a folder of MP4s."""
+    return pair_outputs(inputs, output, VIDEO_SUFFIXES, "video", lambda out: bool(out.suffix),
+                      lambda f: f"{f.stem}.mp4")
 
 
 def _video_sink(cfg: StreamConfig, dst: Path, audio: bool):
