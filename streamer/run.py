@@ -9,11 +9,12 @@ from pathlib import Path
 from engines.adain import blend_styles
 from engines.backends import create_engine
 from engines.backends.base import Engine
-from engines.errors import OutputError, StylestreamError
+from engines.errors import InputError, OutputError, StylestreamError
 from engines.presets import resolve_style
 from streamer.config import StreamConfig
 from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
 from streamer.paths import pair_outputs
+from streamer.sources import URL_SCHEMES, redact_url
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
@@ -75,6 +76,11 @@ def _settings(cfg: StreamConfig, engine: Engine, live: bool) -> LoopSettings:
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
     """(input video, output file) pairs: one video to a file name, or any number to a folder of MP4s."""
+    for p in inputs:
+        url = p.as_posix().replace(":/", "://", 1)  # a Path keeps one slash of "://"
+        if url.startswith(URL_SCHEMES):
+            raise InputError(f"convert reads files; to stylize and save the stream {redact_url(url)} use "
+                             "`stylestream live --source URL --record out.mp4 --no-window`")
     return pair_outputs(inputs, output, VIDEO_SUFFIXES, "video", lambda out: bool(out.suffix),
                       lambda f: f"{f.stem}.mp4")
 

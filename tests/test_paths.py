@@ -59,3 +59,11 @@ def test_missing_empty_and_self_overwriting_inputs(tmp_path):
         plan_outputs([tmp_path / "in"], tmp_path / "in")
     with pytest.raises(OutputError, match="would overwrite its input"):
         plan_outputs([a], a)
+
+
+def test_a_stream_address_given_to_convert_points_to_live():
+    from pathlib import Path
+
+    with pytest.raises(InputError, match="stylestream live --source") as e:
+        plan_conversions([Path("rtsp://me:secret@cam.local:554/stream")], Path("out.mp4"))
+    assert "rtsp://me:***@cam.local:554/stream" in str(e.value) and "secret" not in str(e.value)
