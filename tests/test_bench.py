@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from engines.bench import BenchSettings, default_path, parse_resolutions, print_table, run_bench, write_result
 from engines.errors import ConfigError
+from engines.machine import cpu_has_native_bf16
 from streamer.cli import app
 
 pytest.importorskip("onnxruntime")
@@ -41,7 +42,10 @@ def test_rows_have_times_fps_and_memory(result):
     assert result["_rows_seen"] == rows
     for r in rows:
         assert ROW_KEYS <= set(r)
-        assert r["resolution"] == "64x64" and r["device"] == "cpu" and r["precision"] == "float32"
+        assert r["resolution"] == "64x64" and r["device"] == "cpu"
+        # "auto": torch runs bf16 where the CPU has it in hardware; onnxruntime always fp32 on a CPU
+        native = r["backend"] == "torch" and cpu_has_native_bf16()
+        assert r["precision"] == ("bfloat16" if native else "float32")
         assert r["stylize_ms_median"] > 0 and r["frame_ms_median"] >= r["stylize_ms_median"] * 0.9
         assert r["fps"] == pytest.approx(1000 / r["stylize_ms_median"], rel=0.01)
         assert r["peak_mem_mb"] > 50  # the whole process's peak resident set (torch alone is more)

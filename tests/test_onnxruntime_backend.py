@@ -37,7 +37,7 @@ def ort_engine(graph, cache):
 
 @pytest.fixture(scope="module")
 def torch_engine(graph):
-    return TorchEngine(graph, device="cpu")
+    return TorchEngine(graph, device="cpu", precision="fp32")  # the reference
 
 
 @pytest.fixture(scope="module")

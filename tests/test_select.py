@@ -1,7 +1,9 @@
 """Backend selection: what `auto` picks, and the errors for unknown or absent backends."""
 
+import copy
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from engines.backends.select import available_backends, create_engine, pick_back
 from engines.decoder import random_decoder
 from engines.errors import BackendUnavailable, ConfigError
 from engines.graph import StyleGraph
+from engines.machine import cpu_has_native_bf16
 from engines.vgg import VGGEncoder
 
 pytest.importorskip("onnxruntime")
@@ -21,10 +24,32 @@ def test_present_backends():
     assert ("tensorrt" in present) == (why_unavailable("tensorrt") is None)
 
 
-def test_auto_on_cpu_picks_onnxruntime_and_says_so(caplog):
+def test_auto_on_cpu_picks_onnxruntime_and_says_so(caplog, monkeypatch):
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level(logging.INFO, logger="engines.backends.select"):
         assert pick_backend("auto", device="cpu") == "onnxruntime"
-    assert "backend auto -> onnxruntime on cpu" in caplog.text
+    assert "backend auto -> onnxruntime on cpu (present" in caplog.text
+
+
+def test_auto_on_a_cpu_with_native_bf16_picks_torch_in_bf16(caplog, monkeypatch):
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level(logging.INFO, logger="engines.backends.select"):
+        assert pick_backend("auto", device="cpu") == "torch"
+    assert "backend auto -> torch on cpu in bf16" in caplog.text
+    assert pick_backend("auto", device="cpu", precision="fp32") == "onnxruntime"  # asked for fp32: the fastest fp32
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 in hardware")
+def test_auto_precision_on_this_bf16_cpu_is_bf16_and_close_to_fp32():
+    graph = StyleGraph(VGGEncoder(), random_decoder(0)).eval()
+    auto = create_engine("auto", device="cpu", graph=copy.deepcopy(graph))  # engines cast their graph in place
+    assert auto.name == "torch" and auto.dtype == torch.bfloat16
+    fp32 = create_engine("torch", device="cpu", precision="fp32", graph=graph)
+    x = torch.rand(1, 3, 64, 96)
+    style = fp32.encode_style(torch.rand(1, 3, 64, 64), None, "noise")
+    a, b = auto.stylize(x, style, 1.0).float(), fp32.stylize(x, style, 1.0)
+    assert auto.download(auto.stylize(x, style, 1.0))[0].dtype == np.uint8
+    assert (a - b).abs().mean() < 0.02  # bf16 keeps 8 bits of mantissa; the AdaIN statistics stay fp32
 
 
 def test_auto_falls_back_to_torch(monkeypatch):
@@ -59,6 +84,7 @@ def test_tensorrt_unavailable_says_why_and_what_to_do():
 
 def test_create_engine_auto_builds_onnxruntime_and_drops_foreign_options(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLESTREAM_CACHE", str(tmp_path))
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
     graph = StyleGraph(VGGEncoder(), random_decoder(0)).eval()  # random weights: only the plumbing is tested
     engine = create_engine("auto", device="cpu", graph=graph, cuda_graphs=True, threads=1)
     assert engine.name == "onnxruntime" and engine.device == torch.device("cpu") and engine.threads == 1

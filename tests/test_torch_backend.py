@@ -19,7 +19,7 @@ def graph():
 
 @pytest.fixture(scope="module")
 def engine(graph):
-    return TorchEngine(graph, device="cpu")
+    return TorchEngine(graph, device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,14 @@ def test_upload_download_round_trip_and_colour_order(engine):
     assert x[0, 0].abs().max() == 0
     back = engine.download(x)
     assert len(back) == 2 and np.array_equal(back[0], frame)
+
+
+def test_bf16_upload_download_keeps_every_level(engine):
+    """bf16 keeps 8 significant bits: enough for every uint8 level to come back exactly."""
+    bf16 = TorchEngine(StyleGraph(load_encoder(), random_decoder(0)), device="cpu", precision="bf16")
+    frame = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    x = bf16.upload([frame])
+    assert x.dtype == torch.bfloat16 and np.array_equal(bf16.download(x)[0], frame)
 
 
 def test_style_code_from_an_image(engine):

@@ -66,6 +66,8 @@ class Engine(ABC):
 
     def download(self, batch: torch.Tensor) -> list[np.ndarray]:
         """N x 3 x H x W RGB [0, 1] -> BGR uint8 frames (one transfer)."""
+        if batch.dtype == torch.bfloat16:  # scaled in bf16, 255 * x would be rounded twice
+            batch = batch.float()
         x = batch.clamp(0, 1).mul(255).round_().to(torch.uint8).flip(1).permute(0, 2, 3, 1).contiguous()
         if x.device.type == "cuda":
             host = self._pinned(tuple(x.shape), "down")

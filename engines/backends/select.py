@@ -5,11 +5,17 @@ benchmarks/results/):
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
   graph through cuDNN as torch does, without CUDA graphs.
-- CPU: onnxruntime when it imports, else torch. On 2 AMD EPYC cores, fp32, batch 1
-  (benchmarks/results/speed-cpu-2026-11-26.json) the onnxruntime session (NCHWc layout, fused
-  Conv+ReLU) took 1188 ms/frame at 640x360 against 1435 ms for torch with channels_last/oneDNN,
-  and was ahead at every size (10.6 s against 25.0 s at 1920x1080). bf16 is torch-only, so
-  `--precision bf16` picks torch.
+- CPU with bf16 in hardware (AVX512-BF16 or AMX: recent AMD EPYC/Ryzen, Intel Xeon since
+  Cooper/Sapphire Rapids): torch in bf16. On 2 AMD EPYC cores, batch 1, it took 176 / 631 / 2621 /
+  7187 ms per frame at 256x256 / 640x360 / 1280x720 / 1920x1080 against onnxruntime fp32's 324 /
+  1172 / 4975 / 10733 ms (benchmarks/results/speed-cpu-bf16-2026-11-26.json, fp32 measured in the
+  same hour), at the same quality: 48.6 dB PSNR to the fp32 output (worst 45.5 dB), equal
+  style and content loss, on 8 dev photos x 4 dev styles.
+- Other CPUs: onnxruntime when it imports, else torch. In fp32 the onnxruntime session (NCHWc
+  layout, fused Conv+ReLU) took 1188 ms/frame at 640x360 against 1435 ms for torch with
+  channels_last/oneDNN, and was ahead at every size (10.6 s against 25.0 s at 1920x1080;
+  benchmarks/results/speed-cpu-2026-11-26.json). bf16 is torch-only, so `--precision bf16`
+  picks torch; `--precision fp32` keeps onnxruntime on a bf16 CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 
 from engines.backends.base import Engine
 from engines.errors import BackendUnavailable, ConfigError
+from engines.machine import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +83,12 @@ def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "
     present = available_backends()
     kind = resolve_device_type(device)
     choices = PREFERENCE.get(kind, ("torch",))
-    if precision == "bf16":  # only the torch backend runs bf16
-        choices = ("torch",)
+    native_bf16 = kind == "cpu" and precision == "auto" and cpu_has_native_bf16()
+    if precision == "bf16" or native_bf16:
+        choices = ("torch",)  # only the torch backend runs bf16
     name = next(b for b in choices + ("torch",) if b in present)
-    log.info("backend auto -> %s on %s (present: %s)", name, kind, ", ".join(present))
+    log.info("backend auto -> %s on %s%s (present: %s)", name, kind,
+             " in bf16 (native on this CPU)" if native_bf16 else "", ", ".join(present))
     return name
 
 

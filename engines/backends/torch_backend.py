@@ -15,6 +15,7 @@ from engines.adain import StyleCode
 from engines.backends.base import Engine
 from engines.errors import BackendUnavailable
 from engines.graph import StyleGraph, load_graph
+from engines.machine import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class TorchEngine(Engine):
                  cuda_graphs: bool = True, compile: bool = False, threads: int | None = None):
         self.device = resolve_device(device)
         if precision == "auto":
-            precision = "fp16" if self.device.type == "cuda" else "fp32"
+            precision = "fp16" if self.device.type == "cuda" else "bf16" if cpu_has_native_bf16() else "fp32"
         if precision not in ("fp32", "fp16", "bf16"):
             raise BackendUnavailable(f"Unknown precision {precision!r}: use fp32, fp16 or bf16")
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
