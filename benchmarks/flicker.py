@@ -303,6 +303,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--frames", type=int, default=None, help="at most this many frames per video")
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto",
+                    help="the network's precision (auto: what stylestream runs here: fp16 on CUDA, bf16 on a CPU "
+                         "that has it in hardware, else fp32)")
     ap.add_argument("--eval-flow", choices=("farneback", "dis-medium"), default="farneback")
     ap.add_argument("--style-every", type=int, default=4, help="style loss on every n-th frame")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -368,7 +371,9 @@ def main() -> None:
         decoder, decoder_label = load_decoder(path), str(path)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
-    engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), cuda_graphs=False)
+    engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), precision=args.precision,
+                         cuda_graphs=False)
+    precision = str(engine.dtype).removeprefix("torch.")
     encoder = load_encoder().to(device).eval()
     base = replace(TemporalSettings(), **parse_overrides(args.set))
     variants = []
@@ -378,8 +383,8 @@ def main() -> None:
     style_paths = list_images(args.data / "style")[: args.styles]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    print(f"decoder: {decoder_label}; device {device}; size {args.size}; batch {args.batch}; settings {asdict(base)}",
-          file=sys.stderr)
+    print(f"decoder: {decoder_label}; device {device} ({precision}); size {args.size}; batch {args.batch}; "
+          f"settings {asdict(base)}", file=sys.stderr)
 
     rows, sweep, t_start = [], [], time.time()
     with torch.inference_mode():
@@ -451,7 +456,8 @@ def main() -> None:
     result = {"machine": machine_info(), "decoder": decoder_label,
               "decoder_manifest": {} if args.random_decoder else
               {k: read_manifest(Path(args.decoder or DEFAULT_DECODER)).get(k) for k in ("steps", "sha256")},
-              "settings": asdict(base), "size": args.size, "batch": args.batch, "alpha": args.alpha,
+              "settings": asdict(base), "precision": precision, "size": args.size, "batch": args.batch,
+              "alpha": args.alpha,
               "eval_flow": args.eval_flow, "styles": [s[0] for s in styles], "sequences": args.sequences,
               "frames": args.frames, "seconds": round(time.time() - t_start, 1), "summary": summary,
               "timing_720p": timing, "targets": checks, "static_noisy_scene": static, "rows": rows,
