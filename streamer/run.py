@@ -82,7 +82,7 @@ def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]
             raise InputError(f"convert reads files; to stylize and save the stream {redact_url(url)} use "
                              "`stylestream live --source URL --record out.mp4 --no-window`")
     return pair_outputs(inputs, output, VIDEO_SUFFIXES, "video", lambda out: bool(out.suffix),
-                      lambda f: f"{f.stem}.mp4")
+                        lambda f: f"{f.stem}.mp4")
 
 
 def _video_sink(cfg: StreamConfig, dst: Path, audio: bool):

@@ -5,9 +5,9 @@ CPU: the session is tuned for one stream of large convolutions: intra-op threads
 folding of the reflection pads, Conv+ReLU fusion, the NCHWc blocked layout), memory pattern
 planning, sequential execution (the graph is a chain: nothing to run in parallel). Inputs go in as
 numpy views of the torch tensors and outputs come back as torch views of ORT's arrays (no copies).
-It is faster than the torch CPU backend (channels_last, oneDNN) at 640x360, so `auto` picks it on
-the CPU (engines.backends.select, where the numbers are; they are to be re-measured into
-benchmarks/results/speed-cpu-*.json).
+In fp32 it is faster than the torch CPU backend (channels_last, oneDNN) at every size, so `auto`
+picks it on CPUs without bf16 in hardware; where the CPU has bf16, torch in bf16 is faster still
+(engines.backends.select has the numbers, from benchmarks/results/speed-cpu-*.json).
 
 CUDA (device="cuda", needs the onnxruntime-gpu build): the CUDA execution provider, and TensorRT's
 ahead of it when the build has it; tensors stay on the GPU, bound with IO binding to torch CUDA
