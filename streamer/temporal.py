@@ -251,11 +251,22 @@ def local_mean_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def thumbnail(frame_bgr: np.ndarray, longer: int) -> np.ndarray:
     """Colour thumbnail with the longer side `longer` (never upscaled): the one resize of the full
-    frame that cut detection and flow share (0.7 ms for 720p)."""
+    frame that cut detection and flow share.
+
+    OpenCV's area resize is several times faster for an integer factor, so the frame is first
+    averaged over the largest integer factor that divides it and stays above the size (1280x720 to
+    400x225: by 2, then area again from 640x360)."""
     h, w = frame_bgr.shape[:2]
     k = min(1.0, longer / max(h, w))
     size = (max(8, round(w * k)), max(8, round(h * k)))
-    return cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA) if size != (w, h) else frame_bgr
+    if size == (w, h):
+        return frame_bgr
+    f = next((f for f in range(int(min(w / size[0], h / size[1])), 1, -1) if w % f == 0 and h % f == 0), 1)
+    if f > 1:
+        frame_bgr = cv2.resize(frame_bgr, (w // f, h // f), interpolation=cv2.INTER_AREA)
+        if frame_bgr.shape[1::-1] == size:
+            return frame_bgr
+    return cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
 
 
 def gray(img_bgr: np.ndarray) -> np.ndarray:

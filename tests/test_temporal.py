@@ -26,6 +26,7 @@ from streamer.temporal import (
     blur_torch,
     local_mean_numpy,
     local_mean_torch,
+    thumbnail,
     warp_numpy,
     warp_torch,
 )
@@ -341,6 +342,26 @@ def test_device_path_matches_the_cpu_path():
 
 
 # -- cuts and settings ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("longer", [400, 240])
+@pytest.mark.parametrize("hw", [(720, 1280), (1080, 1920), (2160, 3840), (721, 1283), (480, 640), (200, 300)])
+def test_thumbnail_has_the_size_and_looks_like_an_area_resize(hw, longer):
+    h, w = hw
+    img = scene(3, h, w)
+    small = thumbnail(img, longer)
+    k = min(1.0, longer / max(h, w))
+    size = (round(w * k), round(h * k))
+    assert small.shape == (size[1], size[0], 3)
+    if size == (w, h):
+        assert small is img
+        return
+    area = cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    nearest = cv2.resize(img, size, interpolation=cv2.INTER_NEAREST)
+    # the test image has detail at the pixel level: any other averaging differs a little, and
+    # much less than sampling without averaging (aliasing)
+    off = np.abs(small - area).mean()
+    assert off < 5.0 and off < 0.5 * np.abs(nearest - area).mean()
+
 
 def test_scene_cut_detector():
     det = SceneCutDetector(0.3)
