@@ -56,7 +56,7 @@ from engines.graph import StyleGraph  # noqa: E402
 from engines.images import list_images, load_image_tensor  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
 from engines.vgg import load_encoder  # noqa: E402
-from streamer.temporal import TemporalSettings, TemporalSmoother, warp_numpy  # noqa: E402
+from streamer.temporal import FlowBlender, TemporalSettings, TemporalSmoother, thumbnail, warp_numpy  # noqa: E402
 
 SEQUENCES = ("cats", "fox")
 MODES = ("per-frame", "stats", "flow", "both")
@@ -255,6 +255,17 @@ def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, engine: To
     device = engine.device
     big = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in frames]
     result = {}
+    # the CPU work per frame that has to hide behind the network on a GPU
+    small = [thumbnail(f, settings.flow_size) for f in big]
+    blender = FlowBlender(settings.flow_blend, settings.flow_size, settings.flow_preset)
+    for name, fn in (("cpu_thumbnail_ms", lambda i: thumbnail(big[i], settings.flow_size)),
+                     ("cpu_flow_estimate_ms", lambda i: blender.estimate(small[i - 1], small[i]))):
+        times = []
+        for i in range(1, len(big)):
+            t0 = time.perf_counter()
+            fn(i)
+            times.append((time.perf_counter() - t0) * 1000)
+        result[name] = round(float(np.median(times[1:])), 2)
     sm = TemporalSmoother(settings, profile=True)
     for f in big:
         sm.smooth(f, f)
@@ -314,6 +325,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--static", type=int, default=16, metavar="N",
                     help="also N noisy copies of the first frame (a still camera; 0 = skip)")
     ap.add_argument("--video", action="store_true", help="write side-by-side MP4s (input | per-frame | both)")
+    ap.add_argument("--cv-threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's)")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the 1280x720 timing (e.g. to compare --set variants on a GPU quickly)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     ap.add_argument("--json", type=Path, default=None,
                     help="where to write the JSON (default: OUT/flicker-{cpu|gpu-NAME}-DATE.json)")
@@ -358,6 +372,8 @@ def json_path(args, device: torch.device) -> Path:
 
 def main() -> None:
     args = parse_args()
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
     video_root = args.data / "video"
     if not all((video_root / s).is_dir() for s in args.sequences) or not (args.data / "style").is_dir():
         sys.exit(f"no dev videos at {video_root} (../shared/data/dev/video/{{cats,fox}}); nothing to measure")
@@ -373,6 +389,10 @@ def main() -> None:
                           else "cpu" if args.device == "auto" else args.device)
     engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), precision=args.precision,
                          cuda_graphs=False)
+    # The 720p timing runs the network the way live and convert do (CUDA graphs on a GPU), so that the
+    # added time includes what smoothing costs there: the statistics EMA needs encode and decode as
+    # two eager calls instead of the one captured graph.
+    timing_engine = TorchEngine(engine.graph, device=str(device), precision=args.precision, cuda_graphs=True)
     precision = str(engine.dtype).removeprefix("torch.")
     encoder = load_encoder().to(device).eval()
     base = replace(TemporalSettings(), **parse_overrides(args.set))
@@ -386,6 +406,18 @@ def main() -> None:
     print(f"decoder: {decoder_label}; device {device} ({precision}); size {args.size}; batch {args.batch}; "
           f"settings {asdict(base)}", file=sys.stderr)
 
+    if args.timing_only:
+        with torch.inference_mode():
+            code = engine.encode_style(load_image_tensor(style_paths[0], STYLE_SIZE).to(device), None, "style")
+        timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, timing_engine, code,
+                             args.alpha)
+        print(f"settings {asdict(base)}\nsmoother at 1280x720 (ms per frame): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
+        out_json = args.json or json_path(args, device).with_name(json_path(args, device).stem + "-timing.json")
+        out_json.write_text(json.dumps({"machine": machine_info(), "settings": asdict(base), "precision": precision,
+                                        "cv_threads": cv2.getNumThreads(), "timing_720p": timing}, indent=1))
+        print(f"json: {out_json}")
+        return
     rows, sweep, t_start = [], [], time.time()
     with torch.inference_mode():
         styles = []
@@ -449,14 +481,15 @@ def main() -> None:
         static = summarise(measure(f"static-{args.sequences[0]}", frames, False, False)[0], [])
 
     summary = summarise(rows, sweep)
-    timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, engine, styles[0][1],
+    timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, timing_engine, styles[0][1],
                          args.alpha)
     checks = check_targets(summary, timing, device)
     print_table(summary, timing, checks, decoder_label, static)
     result = {"machine": machine_info(), "decoder": decoder_label,
               "decoder_manifest": {} if args.random_decoder else
               {k: read_manifest(Path(args.decoder or DEFAULT_DECODER)).get(k) for k in ("steps", "sha256")},
-              "settings": asdict(base), "precision": precision, "size": args.size, "batch": args.batch,
+              "settings": asdict(base), "precision": precision, "cv_threads": cv2.getNumThreads(),
+              "size": args.size, "batch": args.batch,
               "alpha": args.alpha,
               "eval_flow": args.eval_flow, "styles": [s[0] for s in styles], "sequences": args.sequences,
               "frames": args.frames, "seconds": round(time.time() - t_start, 1), "summary": summary,

@@ -8,7 +8,7 @@
 # decoder.json, results.tgz (logs, JSON, sample grids, contact sheets). The 42 MB checkpoint stays
 # there (a returned file may have 16 MiB, 64 MiB in all).
 set -u
-PHASES=${PHASES:-"train quality speed flicker"}   # any subset, e.g. PHASES="speed flicker" DECODER=...
+PHASES=${PHASES:-"train quality speed flicker"}   # any subset (also "timing"), e.g. PHASES="speed flicker" DECODER=...
 want() { case " $PHASES " in *" $1 "*) return 0;; esac; return 1; }
 TRAIN_S=${TRAIN_S:-360}
 OUT=${OUT:-/tmp/out}
@@ -51,6 +51,18 @@ fi
 if want flicker; then
 timeout 150 python3 benchmarks/flicker.py --data .gpu/data/dev --decoder "$DEC" --out "$R" > "$R/flicker.txt" 2>&1
 echo "flicker exit $?"; tail -14 "$R/flicker.txt"
+fi
+
+if want timing; then  # the 720p smoothing cost alone: the default, then each ';'-separated TIMING_VARIANTS
+IFS=';' read -ra variants <<< "${TIMING_VARIANTS:-;--set mechanism=flow;--set mechanism=flow --set flow_size=240}"
+i=0
+for v in "${variants[@]}"; do
+  i=$((i + 1))
+  # shellcheck disable=SC2086  # $v holds several arguments
+  timeout 60 python3 benchmarks/flicker.py --timing-only --data .gpu/data/dev --decoder "$DEC" $v \
+    --json "$R/timing-$i.json" > "$R/timing-$i.txt" 2>&1
+  echo "timing [${v:-default}] exit $?"; tail -2 "$R/timing-$i.txt" | head -1
+done
 fi
 
 # Images go separately: one returned file may have 16 MiB.
