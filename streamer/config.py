@@ -37,11 +37,11 @@ class TemporalConfig(Strict):
     mechanism: Literal["both", "stats", "flow", "off"] = "both"
     stat_momentum: float = Field(default=0.8, ge=0, lt=1)
     stat_noise: float = Field(default=0.02, ge=0)
-    flow_blend: float = Field(default=0.7, ge=0, le=1)
+    flow_blend: float = Field(default=0.6, ge=0, le=1)
     flow_blend_coarse: float = Field(default=0.9, ge=0, le=1)
     detail_sigma: float = Field(default=1.5, ge=0, le=16)
     contrast_sigma: float = Field(default=12.0, ge=1, le=64)
-    flow_size: int = Field(default=400, ge=32, le=4096)
+    flow_size: int = Field(default=240, ge=32, le=4096)
     flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
     flow_tolerance: float = Field(default=8.0, gt=0)
     photo_threshold: float = Field(default=0.08, gt=0, le=1)

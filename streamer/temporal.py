@@ -1,7 +1,8 @@
 """Temporal smoothing: stylized video that does not flicker, without washing out the style.
 
 Two mechanisms, as the issue asked for; measured with benchmarks/flicker.py (trained decoder,
-360p dev videos, 2 styles, CPU; benchmarks/results/flicker-cpu-2026-11-26.json):
+360p dev videos, 2 styles, CPU; benchmarks/results/flicker-cpu-bf16-2026-11-26.json, and the GPU
+cost in smoothing-timing-gpu-h200-2026-11-26.json):
 
 1. `StatSmoother`: an EMA of the content's relu4_1 mean/std over time (between `engine.encode`
    and `engine.decode`), reset on cuts. It is *noise-gated*: a change the size of sensor noise is
@@ -26,21 +27,24 @@ Two mechanisms, as the issue asked for; measured with benchmarks/flicker.py (tra
 
    with E the local energy of the detail (its Gaussian mean over contrast_sigma = 12 px: a
    narrower window follows single strokes and left the style loss of one dev pair 1.15x per-frame,
-   this one 1.11x). m is 1 where the flow passes the forward-backward check of Ruder et al. (2016),
-   is not on a motion boundary and actually explains the input (the warped previous input matches
-   the current one: this catches things that appear without moving, which the flow alone cannot
-   see); it is eroded and blurred so that no seam shows. Where it is 0 (occlusions, disocclusions,
-   cuts) out is the current output, unchanged, so nothing leaves a ghost trail.
+   this one 1.11x, with the 20k-step decoder). m is 1 where the flow passes the forward-backward
+   check of Ruder et al. (2016), is not on a motion boundary and actually explains the input (the
+   warped previous input matches the current one: this catches things that appear without moving,
+   which the flow alone cannot see); it is eroded and blurred so that no seam shows. Where it is 0
+   (occlusions, disocclusions, cuts) out is the current output, unchanged, so nothing leaves a
+   ghost trail.
 
 `SceneCutDetector` resets both on a cut; `TemporalSmoother` holds the three and is what the
 stream loop calls. Defaults: see `TemporalSettings`.
 
 On a GPU the stylized frames stay on the device. `stylize()` queues the network's work first and
 does the CPU's part while the GPU computes: thumbnails and cut detection during the encoder, the
-flow of the batch (DIS twice + the mask, a few ms per frame) during the decoder; the flow fields
-and masks of a batch then go up in one pinned, asynchronous copy. `smooth()` upsamples, warps,
-blends and restores the contrast on the device: about 40 small element-wise / depthwise-conv
-kernels per frame, no host round trip (the sampling grid and blur kernels are cached there).
+flow of the batch (DIS twice + the mask: about 5 ms per frame at flow_size 240 on the H200
+machine's CPU, 7-13 ms at 400, which did not always hide behind a 13 ms 720p network) during the
+decoder; the flow fields and masks of a batch then go up in one pinned, asynchronous copy.
+`smooth()` upsamples, warps, blends and restores the contrast on the device: about 40 small
+element-wise / depthwise-conv kernels per frame, no host round trip (the sampling grid and blur
+kernels are cached there).
 """
 
 from __future__ import annotations
@@ -72,14 +76,17 @@ CONTRAST_DOWN = 4  # the local contrast is measured at this fraction of the reso
 
 @dataclass
 class TemporalSettings:
-    """How the smoother works. Defaults chosen with benchmarks/flicker.py (trained decoder, 360p,
-    cats + fox, 2 styles): warping error 0.44x per-frame, style loss 1.08x (targets 0.5x, 1.1x;
-    the worst of the 4 video/style pairs 0.47x / 1.11x). The trade-off is set by flow_blend (b=0.6:
-    0.47x / 1.06x; 0.8: 0.44x / 1.10x); without the contrast restoration b=0.7 gives 0.32x but
-    doubles the style loss. contrast_sigma 12 over 3 brought the worst pair from 1.15x to 1.11x.
-    flow_size 400 over 320 and flow_tolerance 8 over 2 each bought about 0.01 of warp ratio at no
-    style cost;
-    cut_threshold 0.35 stops a false cut in the cats video (a cat jumping at the camera, 0.33).
+    """How the smoother works. Defaults chosen with benchmarks/flicker.py (29k-step decoder, 360p,
+    cats + fox, 2 styles; flow mechanism alone, means over the 4 video/style pairs and the worst
+    pair): warping error 0.48x per-frame, style loss 1.085x (targets 0.5x, 1.1x; worst pair 0.50x /
+    1.10x). flow_blend sets the trade-off (at flow_size 240: b=0.7 gives 0.46x / 1.11x, 0.8 0.46x /
+    1.15x); without the contrast restoration b=0.7 gives 0.32x but more than doubles the style loss,
+    and restoring a second, coarser band (1.5-4 px) made both worse (0.50x / 1.18x).
+    flow_size 240 rather than 400 (0.44x / 1.10x at b=0.7): the flow's CPU work then hides behind
+    the network on a GPU (at 720p on an H200 the smoothing added 0.97-1.16 ms per frame, against
+    1.3-10.8 ms at 400, where DIS and its checks took 7.2-12.6 ms beside the 13 ms network).
+    flow_tolerance 8 over 2 bought about 0.01 of warp ratio at no style cost; cut_threshold 0.35
+    stops a false cut in the cats video (a cat jumping at the camera, 0.33).
 
     stat_momentum: weight of the past in the EMA of the content statistics (0 = off).
     stat_noise:    the EMA's noise gate: a mean relative change of the statistics of this size
@@ -103,11 +110,11 @@ class TemporalSettings:
     mechanism: str = "both"
     stat_momentum: float = 0.8
     stat_noise: float = 0.02
-    flow_blend: float = 0.7
+    flow_blend: float = 0.6
     flow_blend_coarse: float = 0.9
     detail_sigma: float = 1.5
     contrast_sigma: float = 12.0
-    flow_size: int = 400
+    flow_size: int = 240
     flow_preset: str = "fast"
     flow_tolerance: float = 8.0
     photo_threshold: float = 0.08
@@ -124,14 +131,14 @@ class TemporalSettings:
                               "value, e.g. 0.02")
         for key in ("flow_blend", "flow_blend_coarse"):
             if not 0 <= getattr(self, key) <= 1:
-                raise ConfigError(f"temporal.{key} is {getattr(self, key)}; use a value in [0, 1], e.g. 0.7")
+                raise ConfigError(f"temporal.{key} is {getattr(self, key)}; use a value in [0, 1], e.g. 0.6")
         if not 0 <= self.detail_sigma <= 16:
             raise ConfigError(f"temporal.detail_sigma is {self.detail_sigma}; use 0 (off) to 16 pixels, "
                               "e.g. 1.5")
         if not 1 <= self.contrast_sigma <= 64:
             raise ConfigError(f"temporal.contrast_sigma is {self.contrast_sigma}; use 1 to 64 pixels, e.g. 12")
         if not 32 <= self.flow_size <= 4096:
-            raise ConfigError(f"temporal.flow_size is {self.flow_size}; use 32..4096 pixels, e.g. 320")
+            raise ConfigError(f"temporal.flow_size is {self.flow_size}; use 32..4096 pixels, e.g. 240")
         if self.flow_preset not in DIS_PRESETS:
             raise ConfigError(f"temporal.flow_preset is {self.flow_preset!r}; use one of "
                               f"{', '.join(DIS_PRESETS)}")
