@@ -411,9 +411,9 @@ def main() -> None:
             code = engine.encode_style(load_image_tensor(style_paths[0], STYLE_SIZE).to(device), None, "style")
         timing = timing_720p(load_sequence(video_root / args.sequences[0], 720, 30), base, timing_engine, code,
                              args.alpha)
-        print(f"settings {asdict(base)}\nsmoother at 1280x720 (ms per frame): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
-        out_json = args.json or json_path(args, device).with_name(json_path(args, device).stem + "-timing.json")
+        print(format_timing(timing))
+        default_json = json_path(args, device)
+        out_json = args.json or default_json.with_name(default_json.stem + "-timing.json")
         out_json.write_text(json.dumps({"machine": machine_info(), "settings": asdict(base), "precision": precision,
                                         "cv_threads": cv2.getNumThreads(), "timing_720p": timing}, indent=1))
         print(f"json: {out_json}")
@@ -536,6 +536,10 @@ def check_targets(summary: dict, timing: dict, device: torch.device) -> dict:
     return checks
 
 
+def format_timing(timing: dict) -> str:
+    return "smoother at 1280x720 (ms per frame): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items())
+
+
 def print_table(summary: dict, timing: dict, checks: dict, decoder_label: str, static: dict | None = None) -> None:
     print(f"decoder: {decoder_label}")
     head = (f"{'mode':10} {'warp err':>10} {'x per-frame':>11} {'style loss':>11} {'x per-frame':>11} "
@@ -556,7 +560,7 @@ def print_table(summary: dict, timing: dict, checks: dict, decoder_label: str, s
             print(f"  {k:36} warp x{r['warp_ratio']:.3f}  style x{r['style_ratio']:.3f}  (worst pair "
                   f"x{r['worst_pair_warp_ratio']:.3f} / x{r['worst_pair_style_ratio']:.3f})  "
                   f"added {r['added_ms']:.2f} ms")
-    print("smoother at 1280x720 (ms per frame): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items()))
+    print(format_timing(timing))
     print("targets: " + "; ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in checks.items()))
 
 

@@ -54,7 +54,7 @@ echo "flicker exit $?"; tail -14 "$R/flicker.txt"
 fi
 
 if want timing; then  # the 720p smoothing cost alone: the default, then each ';'-separated TIMING_VARIANTS
-IFS=';' read -ra variants <<< "${TIMING_VARIANTS:-;--set mechanism=flow;--set mechanism=flow --set flow_size=240}"
+IFS=';' read -ra variants <<< "${TIMING_VARIANTS:-;;--set flow_size=400;--set mechanism=flow}"
 i=0
 for v in "${variants[@]}"; do
   i=$((i + 1))
