@@ -56,7 +56,7 @@ from engines.graph import StyleGraph  # noqa: E402
 from engines.images import list_images, load_image_tensor  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
 from engines.vgg import load_encoder  # noqa: E402
-from streamer.temporal import FlowBlender, TemporalSettings, TemporalSmoother, thumbnail, warp_numpy  # noqa: E402
+from streamer.temporal import TemporalSettings, TemporalSmoother, thumbnail, warp_numpy  # noqa: E402
 
 SEQUENCES = ("cats", "fox")
 MODES = ("per-frame", "stats", "flow", "both")
@@ -257,7 +257,7 @@ def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, engine: To
     result = {}
     # the CPU work per frame that has to hide behind the network on a GPU
     small = [thumbnail(f, settings.flow_size) for f in big]
-    blender = FlowBlender(settings.flow_blend, settings.flow_size, settings.flow_preset)
+    blender = TemporalSmoother(settings).flow  # configured as the smoother configures it
     for name, fn in (("cpu_thumbnail_ms", lambda i: thumbnail(big[i], settings.flow_size)),
                      ("cpu_flow_estimate_ms", lambda i: blender.estimate(small[i - 1], small[i]))):
         times = []
