@@ -74,7 +74,7 @@ def res_name(hw: tuple[int, int]) -> str:
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
     """'640x360,1280x720' (WIDTHxHEIGHT) -> [(360, 640), (720, 1280)]."""
-    from engines.backends.tensorrt_backend import parse_resolution  # one parser for every CLI option
+    from engines.backends.tensorrt_profile import parse_resolution  # one parser for every CLI option
 
     out = [parse_resolution(item) for item in text.split(",") if item.strip()]
     if not out:
@@ -222,7 +222,7 @@ def _graph(decoder: str | None):
     if decoder is None:
         return StyleGraph(encoder, random_decoder(0)).eval(), {
             "decoder": "random (seed 0): same architecture as the trained decoder; timing only", "encoder": enc_note}
-    from engines.decoder import file_sha256
+    from engines.files import file_sha256
 
     return StyleGraph(encoder, load_decoder(decoder)).eval(), {
         "decoder": str(decoder), "decoder_sha256": file_sha256(Path(decoder)), "encoder": enc_note}
@@ -235,9 +235,9 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         BACKENDS,
         available_backends,
         create_engine,
-        resolve_device_type,
         why_unavailable,
     )
+    from engines.devices import resolve_device
 
     s = settings or BenchSettings()
     present = available_backends()
@@ -246,7 +246,7 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
     if unknown:
         raise ConfigError(f"Unknown backend {unknown[0]!r}: use {', '.join(BACKENDS)}")
     graph, weights = _graph(s.decoder)
-    device_type = resolve_device_type(s.device)
+    device_type = resolve_device(s.device, check=False).type
     on_cpu = device_type == "cpu"
     warmup = s.warmup if s.warmup is not None else (1 if on_cpu else 3)
     iters = s.iters if s.iters is not None else (3 if on_cpu else 20)

@@ -10,7 +10,6 @@ that records how they were trained and their sha256, which is checked on load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from engines.errors import WeightsError
+from engines.files import file_sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_DECODER = WEIGHTS_DIR / "decoder.safetensors"
@@ -42,14 +42,6 @@ def build_decoder() -> nn.Sequential:
 
 def manifest_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(weights: Path) -> dict:

@@ -31,7 +31,6 @@ import copy
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -40,6 +39,7 @@ import torch
 from torch import nn
 
 from engines.errors import ConfigError, OutputError
+from engines.files import atomic_output
 from engines.graph import StyleGraph
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def export_onnx(graph: StyleGraph, path: str | Path, part: Part = "full", precis
     path = Path(path)
     dtype = torch.float16 if precision == "fp16" else torch.float32
     # A copy, so exporting fp16 does not turn the caller's graph to half.
-    module = _WRAPPERS[part](_copy_graph(graph).to("cpu", dtype).eval())
+    module = _WRAPPERS[part](copy.deepcopy(graph).to("cpu", dtype).eval())
     # Traced once at a small size (sizes are dynamic axes): fp16 convolutions on the CPU are slow,
     # and 64x64 took 13 s to trace against well under a second here. Batch 2, not 1, so that no
     # size-1 dimension gets baked in as a broadcast.
@@ -189,24 +189,7 @@ def _export_dynamo(module: nn.Module, args, path: Path, part: str, opset: int, n
                       external_data=False, **names)
 
 
-def _copy_graph(graph: StyleGraph) -> StyleGraph:
-    return copy.deepcopy(graph)
-
-
 # -- hashes and the cache -------------------------------------------------------------------------
-
-
-def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def onnx_hash(path: str | Path) -> str:
-    """sha256 of an ONNX file (part of the TensorRT engine cache key)."""
-    return file_hash(path)
 
 
 def weights_hash(module: nn.Module) -> str:
@@ -251,13 +234,6 @@ def cached_export(graph: StyleGraph, part: Part = "full", precision: Precision =
     if path.is_file():
         log.debug("ONNX cache hit: %s", path)
         return path
-    # Export beside the target and rename: a crash or a second process never leaves half a file.
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         export_onnx(graph, tmp, part, precision, opset)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

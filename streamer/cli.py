@@ -274,16 +274,12 @@ def build_engine_command(
     verbose: VerboseOpt = False,
 ):
     """Prebuild the TensorRT engines into the cache; later `--backend tensorrt` runs load them."""
-    from engines.backends.tensorrt_backend import (
-        DEFAULT_MAX_BATCH,
-        DEFAULT_RESOLUTIONS,
-        build_engine,
-        parse_resolution,
-    )
+    from engines.backends.tensorrt_backend import prebuild_engines
+    from engines.backends.tensorrt_profile import DEFAULT_MAX_BATCH, DEFAULT_RESOLUTIONS, parse_resolution
 
     _setup_logging(verbose)
     resolutions = [parse_resolution(r) for r in resolution] if resolution else DEFAULT_RESOLUTIONS
-    for path in build_engine(decoder, resolutions, max_batch or DEFAULT_MAX_BATCH, precision, device, force=force,
+    for path in prebuild_engines(decoder, resolutions, max_batch or DEFAULT_MAX_BATCH, precision, device, force=force,
                              workspace_gib=workspace):
         err.print(f"engine {path}", soft_wrap=True)
 

@@ -9,7 +9,8 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engines.adain import StyleCode, blend_styles
-from engines.backends.torch_backend import TorchEngine, resolve_device
+from engines.backends.torch_backend import TorchEngine
+from engines.devices import resolve_device
 from engines.errors import InputError
 from engines.files import IMAGE_SUFFIXES
 from engines.images import (

@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engines.decoder import build_decoder, file_sha256, load_decoder, manifest_path, random_decoder
+from engines.decoder import build_decoder, load_decoder, manifest_path, random_decoder
 from engines.errors import WeightsError
+from engines.files import file_sha256
 
 
 def test_decoder_mirrors_the_encoder_shape():

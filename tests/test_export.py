@@ -14,8 +14,8 @@ from engines.export import (
     OUTPUTS,
     cached_export,
     export_onnx,
-    file_hash,
 )
+from engines.files import file_sha256
 from engines.graph import StyleGraph, load_graph
 
 ort = pytest.importorskip("onnxruntime")
@@ -174,7 +174,7 @@ def test_cached_export_reuses_the_file_and_is_deterministic(graph, decode_fp32, 
     assert first.parent == tmp_path / "onnx" and first.is_file()
     # Same weights, same bytes: the TensorRT engine cache is keyed by this hash, so a re-export
     # (e.g. after the ONNX cache was cleared) must not force an engine rebuild.
-    assert file_hash(first) == file_hash(decode_fp32)
+    assert file_sha256(first) == file_sha256(decode_fp32)
     stamp = first.stat().st_mtime_ns
     assert cached_export(graph, "decode", "fp32") == first and first.stat().st_mtime_ns == stamp
     other = StyleGraph(graph.encoder, random_decoder(1))

@@ -90,3 +90,13 @@ def test_create_engine_auto_builds_onnxruntime_and_drops_foreign_options(tmp_pat
     assert engine.name == "onnxruntime" and engine.device == torch.device("cpu") and engine.threads == 1
     engine = create_engine("torch", device="cpu", graph=graph, cuda_graphs=False)
     assert engine.name == "torch"
+
+
+def test_registry_declares_exactly_the_options_each_engine_takes():
+    import inspect
+
+    from engines.backends.registry import REGISTRY
+
+    for name, entry in REGISTRY.items():
+        params = set(inspect.signature(entry.engine_class().__init__).parameters)
+        assert entry.options == params - {"self", "graph", "device", "precision"}, name

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engines.backends import tensorrt_backend as trtb
-from engines.backends.tensorrt_backend import (
+from engines.backends.tensorrt_profile import (
     DEFAULT_MAX_BATCH,
     DEFAULT_RESOLUTIONS,
     engine_cache_key,
@@ -144,9 +144,9 @@ def test_without_tensorrt_or_gpu_the_engine_is_unavailable(cache):
     with pytest.raises(BackendUnavailable, match="TensorRT"):
         trtb.TensorRTEngine(StyleGraph(torch.nn.Identity(), torch.nn.Identity()))
     with pytest.raises(BackendUnavailable, match="TensorRT"):
-        trtb.build_engine(device="cuda")
+        trtb.prebuild_engines(device="cuda")
     with pytest.raises(BackendUnavailable, match="CUDA devices only"):
-        trtb._cuda_device("cpu")
+        trtb.cuda_device("cpu")
 
 
 @pytest.mark.skipif(_trt_usable(), reason="checks the error on a machine without TensorRT or a GPU")

@@ -22,20 +22,11 @@ from pathlib import Path
 
 import torch
 
-from engines.adain import StyleCode
-from engines.backends.base import Engine
+from engines.backends.exported import ExportedGraphEngine
+from engines.devices import resolve_device
 from engines.errors import BackendUnavailable, ConfigError
-from engines.export import (
-    DEFAULT_OPSET,
-    FEAT_CHANNELS,
-    OUTPUTS,
-    cache_dir,
-    cached_export,
-    feat_hw,
-    graph_hash,
-    tensor_dtype,
-)
-from engines.graph import StyleGraph, load_graph
+from engines.export import DEFAULT_OPSET, FEAT_CHANNELS, OUTPUTS, cache_dir, cached_export, feat_hw, tensor_dtype
+from engines.graph import StyleGraph
 
 log = logging.getLogger(__name__)
 
@@ -109,41 +100,23 @@ def default_providers(device: torch.device, precision: str) -> list:
     return providers
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        ort = import_ort()
-        cuda = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
-        return torch.device("cuda" if cuda else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"Unknown device {device!r}: use cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise BackendUnavailable(f"onnxruntime backend runs on cpu or cuda, not {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("CUDA was asked for but torch sees no CUDA GPU; use --device cpu")
-    return dev
-
-
-class OnnxRuntimeEngine(Engine):
+class OnnxRuntimeEngine(ExportedGraphEngine):
     name = "onnxruntime"
 
     def __init__(self, graph: StyleGraph | str | Path | None = None, device: str = "cpu",
                  providers: list | None = None, threads: int | None = None, precision: str = "auto",
                  opset: int = DEFAULT_OPSET):
         self.ort = import_ort()
-        self.device = _resolve_device(device)
+        cuda = "CUDAExecutionProvider" in self.ort.get_available_providers() and torch.cuda.is_available()
+        self.device = resolve_device(device, kinds=("cpu", "cuda"), auto_cuda=cuda, who="onnxruntime")
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else "fp32"
         if precision not in ("fp32", "fp16"):
             raise ConfigError(f"The onnxruntime backend runs fp32 or fp16, not {precision!r}")
         self.precision = precision
         self.dtype = tensor_dtype("content", precision)
-        if graph is None or isinstance(graph, str | Path):
-            graph = load_graph(str(graph) if graph is not None else None)
-        self.graph = graph.eval()
+        self._load_graph(graph)
         self.opset = opset
-        self.digest = graph_hash(self.graph)
         self.providers = providers or default_providers(self.device, precision)
         self.threads = threads
         self._sessions: dict[str, object] = {}
@@ -205,31 +178,6 @@ class OnnxRuntimeEngine(Engine):
         if part == "full":
             return [(n, 3, h, w)]
         return [(n, FEAT_CHANNELS, *feat_hw(h, w)), (n, FEAT_CHANNELS), (n, FEAT_CHANNELS)]
-
-    # -- Engine ---------------------------------------------------------------------------------
-
-    def _style_inputs(self, n: int, style: StyleCode, alpha: float) -> dict[str, torch.Tensor]:
-        smean, sstd = style.batch(n, self.device)
-        return {"style_mean": smean, "style_std": sstd,
-                "alpha": torch.full((n,), float(alpha), device=self.device)}
-
-    @torch.inference_mode()
-    def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feat, mean, std = self._run("encode", {"content": batch})
-        return feat, mean, std
-
-    @torch.inference_mode()
-    def decode(self, feat, content_mean, content_std, style: StyleCode, alpha: float, out_hw) -> torch.Tensor:
-        inputs = {"feat": feat, "content_mean": content_mean, "content_std": content_std,
-                  **self._style_inputs(feat.shape[0], style, alpha)}
-        (image,) = self._run("decode", inputs)
-        return image[..., : out_hw[0], : out_hw[1]]
-
-    @torch.inference_mode()
-    def stylize(self, batch: torch.Tensor, style: StyleCode, alpha: float) -> torch.Tensor:
-        inputs = {"content": batch, **self._style_inputs(batch.shape[0], style, alpha)}
-        (out,) = self._run("full", inputs)
-        return out
 
 
 def _np_dtype(dtype: torch.dtype):

@@ -20,54 +20,34 @@ benchmarks/results/):
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
-import torch
-
 from engines.backends.base import Engine
+from engines.backends.registry import REGISTRY
+from engines.devices import resolve_device
 from engines.errors import BackendUnavailable, ConfigError
 from engines.machine import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = tuple(REGISTRY)
 # Fastest first, per device type (see the module docstring for the measurements behind it).
 PREFERENCE = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
 
 
 def why_unavailable(backend: str) -> str | None:
     """Why `backend` cannot run on this machine, saying what to do; None when it can."""
-    if backend == "onnxruntime":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as e:
-            return f"onnxruntime does not import ({e}): pip install onnxruntime"
-    if backend == "tensorrt":
-        if not torch.cuda.is_available():
-            return "TensorRT needs an NVIDIA GPU and torch sees none (use --device cpu with onnxruntime or torch)"
-        from engines.backends.tensorrt_backend import import_trt
-
-        try:
-            import_trt()
-        except BackendUnavailable as e:
-            return str(e)
+    try:
+        REGISTRY[backend].check()
+    except BackendUnavailable as e:
+        return str(e)
     return None
 
 
 def available_backends() -> list[str]:
     """Backends that can run on this machine (tensorrt only with a CUDA GPU)."""
     return [b for b in BACKENDS if why_unavailable(b) is None]
-
-
-def resolve_device_type(device: str = "auto") -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return torch.device(device).type
-    except RuntimeError:
-        raise ConfigError(f"Unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
 
 
 def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "auto") -> str:
@@ -81,7 +61,7 @@ def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "
                                      "or use --backend auto")
         return backend
     present = available_backends()
-    kind = resolve_device_type(device)
+    kind = resolve_device(device, check=False).type
     choices = PREFERENCE.get(kind, ("torch",))
     native_bf16 = kind == "cpu" and precision == "auto" and cpu_has_native_bf16()
     if precision == "bf16" or native_bf16:
@@ -92,39 +72,23 @@ def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "
     return name
 
 
-def _engine_class(name: str) -> type[Engine]:
-    if name == "torch":
-        from engines.backends.torch_backend import TorchEngine
-
-        return TorchEngine
-    if name == "onnxruntime":
-        from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-
-        return OnnxRuntimeEngine
-    from engines.backends.tensorrt_backend import TensorRTEngine
-
-    return TensorRTEngine
-
-
 def create_engine(backend: str = "auto", device: str = "auto", precision: str = "auto",
                   decoder: str | Path | None = None, graph=None, **options) -> Engine:
     """Build an engine by name ("auto": see pick_backend).
 
     `graph` (a StyleGraph) is used instead of loading `decoder`. Options that the chosen backend
-    does not take (e.g. cuda_graphs for onnxruntime, when the config was written for auto) are
-    dropped with a debug message rather than failing.
+    does not declare in the registry (e.g. cuda_graphs for onnxruntime, when the config was written
+    for auto) are dropped with a debug message rather than failing.
     """
     name = pick_backend(backend, device, precision)
-    cls = _engine_class(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    dropped = sorted(k for k in options if k not in accepted)
+    entry = REGISTRY[name]
+    kwargs, dropped = entry.accepts(options)
     if dropped:
         log.debug("%s backend ignores options: %s", name, ", ".join(dropped))
-    kwargs = {k: v for k, v in options.items() if k in accepted}
     if graph is None:
         from engines.graph import load_graph
 
         graph = load_graph(str(decoder) if decoder is not None else None)
     # "auto" goes through as is: each backend resolves it (onnxruntime picks CUDA only when its
     # build has the CUDA provider, so a CPU-only onnxruntime on a GPU box still runs).
-    return cls(graph, device=device, precision=precision, **kwargs)
+    return entry.engine_class()(graph, device=device, precision=precision, **kwargs)

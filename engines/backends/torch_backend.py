@@ -13,20 +13,12 @@ import torch
 
 from engines.adain import StyleCode
 from engines.backends.base import Engine
+from engines.devices import resolve_device
 from engines.errors import BackendUnavailable
 from engines.graph import StyleGraph, load_graph
 from engines.machine import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("CUDA was asked for but no CUDA GPU is visible to torch; use --device cpu")
-    return dev
 
 
 class _CudaGraph:

@@ -18,8 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from engines.decoder import file_sha256, manifest_path
+from engines.decoder import manifest_path
 from engines.errors import WeightsError
+from engines.files import file_sha256
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
