@@ -113,6 +113,7 @@ class LiteGraph(nn.Module):
     def __init__(self, shape: LiteShape | None = None):
         super().__init__()
         self.shape = shape or LiteShape()
+        self.feat_channels = self.shape.features
         self.encoder = LiteEncoder(self.shape)
         self.head = StyleHead(self.shape)
         self.decoder = LiteDecoder(self.shape)
