@@ -33,12 +33,12 @@ import torch
 from engines.adain import StyleCode
 from engines.backends.base import Engine
 from engines.errors import ConfigError, OutputError, StylestreamError
+from engines.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 # (height, width), tensor order; names as displays give them (WxH).
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (720, 1280), (1080, 1920))
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # A hook gets the engine and its backend name after that backend's runs; what it returns (a dict)
 # is stored under the backend's "extra" (e.g. the end-to-end `convert` fps that `stylestream bench` adds).
 Hook = Callable[[Engine, str], dict | None]
@@ -305,19 +305,20 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
 # -- output ---------------------------------------------------------------------------------------
 
 
-def default_path(result: dict, folder: Path | None = None) -> Path:
-    """benchmarks/results/speed-<host kind>-<date>.json in a checkout, else in the current folder."""
-    if folder is None:
-        folder = RESULTS_DIR if RESULTS_DIR.is_dir() else Path.cwd()
+def default_path(result: dict, folder: str | Path | None = None) -> Path:
+    """speed-<host kind>-<date>.json in `folder` (default: the current folder; the package never
+    assumes it sits in a checkout: benchmarks/speed.py passes benchmarks/results)."""
+    folder = Path(folder) if folder is not None else Path.cwd()
     date = result.get("created", dt.date.today().isoformat())[:10]
     return folder / f"speed-{result['machine'].get('host_kind', 'cpu')}-{date}.json"
 
 
-def write_result(result: dict, path: str | Path | None = None) -> Path:
-    path = Path(path) if path else default_path(result)
+def write_result(result: dict, path: str | Path | None = None, folder: str | Path | None = None) -> Path:
+    """Write the JSON to `path`, or to default_path(result, folder)."""
+    path = Path(path) if path else default_path(result, folder)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write(path, (json.dumps(result, indent=2) + "\n").encode())
     except OSError as e:
         raise OutputError(f"Cannot write the benchmark result {path}: {e}") from None
     return path

@@ -199,8 +199,8 @@ def _convert_hook(clip_size: str, seconds: float, folder: Path):
     from engines.bench import parse_resolutions, random_style
     from streamer.config import StreamConfig
     from streamer.democlip import render_frame, write_demo_clip
-    from streamer.loop import NamedStyle
     from streamer.run import convert_one
+    from streamer.stylize import NamedStyle
 
     ((h, w),) = parse_resolutions(clip_size)
     h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
@@ -239,7 +239,7 @@ def bench(
     clip: Annotated[str, typer.Option(help="size of the generated clip, WIDTHxHEIGHT")] = "640x360",
     clip_seconds: Annotated[float, typer.Option(min=0.1, max=60, help="length of the clip (24 fps)")] = 2.0,
     out: Annotated[Path | None, typer.Option("--out", "-o",
-                   help="JSON file (default: benchmarks/results/speed-<host>-<date>.json in a checkout)")] = None,
+                   help="JSON file (default: speed-<host>-<date>.json in the current folder)")] = None,
     verbose: VerboseOpt = False,
 ):
     """Time every available backend (ms/frame, fps, peak memory) and `convert` end to end: table + JSON."""

@@ -12,9 +12,10 @@ from engines.backends.base import Engine
 from engines.errors import InputError, OutputError, StylestreamError
 from engines.presets import resolve_style
 from streamer.config import StreamConfig
-from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
+from streamer.loop import RunResult, StreamLoop
 from streamer.paths import pair_outputs
 from streamer.sources import URL_SCHEMES, redact_url
+from streamer.stylize import NamedStyle, StylizeStep, output_size
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
@@ -56,22 +57,21 @@ def build_styles(cfg: StreamConfig, engine: Engine) -> list[NamedStyle]:
 
 
 def build_smoother(cfg: StreamConfig):
-    t = cfg.temporal
-    if not t.enabled or t.mechanism == "off":
+    if not cfg.temporal.active:
         return None
-    from streamer.temporal import TemporalSettings, TemporalSmoother
+    from streamer.temporal import TemporalSmoother
 
-    return TemporalSmoother(TemporalSettings(**t.model_dump()))
-
-
-def _batch(cfg: StreamConfig, engine: Engine) -> int:
-    return cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
+    return TemporalSmoother(cfg.temporal)
 
 
-def _settings(cfg: StreamConfig, engine: Engine, live: bool) -> LoopSettings:
-    return LoopSettings(size=cfg.size, batch=1 if live else _batch(cfg, engine),
-                        preserve_color=cfg.preserve_color, alpha=cfg.alpha, stats=cfg.stats,
-                        progress=not live)
+def build_loop(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], source, sinks: list, smoother=None,
+               controls=None) -> StreamLoop:
+    """The stylize step (at the configured size) and the loop around it, for `source`."""
+    info = source.info
+    step = StylizeStep(engine, smoother, output_size(info.width, info.height, cfg.size), cfg.preserve_color)
+    batch = 1 if info.live else cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
+    return StreamLoop(source, step, styles, sinks, batch=batch, alpha=cfg.alpha, stats=cfg.stats,
+                      progress=not info.live, controls=controls)
 
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -106,7 +106,7 @@ def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src
 
     with VideoFileSource(src, strict=True) as source:
         sink = _video_sink(cfg, dst, audio=cfg.video.audio)
-        loop = StreamLoop(source, engine, styles, [sink], _settings(cfg, engine, live=False), build_smoother(cfg))
+        loop = build_loop(cfg, engine, styles, source, [sink], build_smoother(cfg))
         result = loop.run()
     log.info("%s: %d frames in %.1f s (%.2f fps)%s", dst, result.frames_out, result.seconds, result.fps,
              " - interrupted, the file holds the frames so far" if result.interrupted else "")
@@ -154,7 +154,7 @@ def run_live(cfg: StreamConfig) -> RunResult:
         smoother = build_smoother(cfg)
         controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
         sinks = _live_sinks(cfg, engine, controls, source)
-        loop = StreamLoop(source, engine, styles, sinks, _settings(cfg, engine, live=True), smoother, controls)
+        loop = build_loop(cfg, engine, styles, source, sinks, smoother, controls)
         return loop.run()
 
 
