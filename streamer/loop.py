@@ -13,7 +13,7 @@
   far is a playable video. `RunResult.signal` says which signal ended the run.
 - An error anywhere stops everything; sinks are then aborted (a video sink removes its partial file).
 
-The --stats lines are streamer.stats', the progress bar engines.progress'.
+What a running stream reports (--stats lines, the progress bar of a file) is in streamer.stats.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.errors import StylestreamError
-from engines.progress import progress_bar
 from streamer.frame import Frame, StreamInfo
-from streamer.stats import StatsPrinter
+from streamer.stats import FileProgress, StatsPrinter
 from streamer.stylize import NamedStyle, StylizeStep
 from streamer.temporal import needs_reset
 
@@ -218,7 +217,7 @@ class StreamLoop:
                     opened_sinks.append(sink)
             finally:
                 opened.set()
-            progress = _Progress(self.out_info) if self.progress and not self.live else None
+            progress = FileProgress(self.out_info) if self.progress and not self.live else None
             while not self.abort.is_set():
                 item = self._get(self.q_out, block=True)
                 if item is _END:
@@ -302,22 +301,3 @@ class _signals_stop:
     def __exit__(self, *exc):
         for sig, prev in self.previous.items():
             signal.signal(sig, prev)
-
-
-class _Progress:
-    """Frames, fps and time left for file conversions, on stderr (stdout is for --stats lines)."""
-
-    def __init__(self, info: StreamInfo):
-        self.bar = progress_bar("{task.fields[fps]} fps", stderr=True)
-        self.start = time.monotonic()
-        self.done = 0
-        self.task = self.bar.add_task(info.name or "frames", total=info.frame_count, fps="-")
-        self.bar.start()
-
-    def advance(self) -> None:
-        self.done += 1
-        fps = self.done / max(1e-6, time.monotonic() - self.start)
-        self.bar.update(self.task, advance=1, fps=f"{fps:.1f}")
-
-    def close(self) -> None:
-        self.bar.stop()

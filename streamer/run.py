@@ -14,7 +14,8 @@ from engines.presets import resolve_style
 from streamer.config import StreamConfig
 from streamer.loop import RunResult, StreamLoop
 from streamer.paths import pair_outputs
-from streamer.sources import URL_SCHEMES, redact_url
+from streamer.sources import URL_SCHEMES
+from streamer.sources.url import redact_url
 from streamer.stylize import NamedStyle, StylizeStep, output_size
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _video_sink(cfg: StreamConfig, dst: Path, audio: bool):
 
 def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None:
     """Every input a readable video and every output name usable: before the engine loads or a frame is written."""
-    from streamer.sources import VideoFileSource
+    from streamer.sources.video_file import VideoFileSource
 
     for src, dst in pairs:
         VideoFileSource(src)  # probes: InputError for an empty, corrupt, truncated or non-video file
@@ -102,7 +103,7 @@ def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None
 
 
 def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
-    from streamer.sources import VideoFileSource
+    from streamer.sources.video_file import VideoFileSource
 
     with VideoFileSource(src, strict=True) as source:
         sink = _video_sink(cfg, dst, audio=cfg.video.audio)

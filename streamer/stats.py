@@ -1,4 +1,5 @@
-"""--stats: rolling fps and latency of a stream, one JSON line per second on stdout (and one at the end)."""
+"""What a running stream reports: --stats (rolling fps and latency, one JSON line per second on stdout, and
+one at the end) and, for files, a progress bar on stderr."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import sys
 import time
 from collections import deque
+
+from engines.progress import progress_bar
+from streamer.frame import StreamInfo
 
 
 class StatsPrinter:
@@ -48,3 +52,22 @@ class StatsPrinter:
         }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
+
+
+class FileProgress:
+    """Frames, fps and time left for file conversions, on stderr (stdout is for --stats lines)."""
+
+    def __init__(self, info: StreamInfo):
+        self.bar = progress_bar("{task.fields[fps]} fps", stderr=True)
+        self.start = time.monotonic()
+        self.done = 0
+        self.task = self.bar.add_task(info.name or "frames", total=info.frame_count, fps="-")
+        self.bar.start()
+
+    def advance(self) -> None:
+        self.done += 1
+        fps = self.done / max(1e-6, time.monotonic() - self.start)
+        self.bar.update(self.task, advance=1, fps=f"{fps:.1f}")
+
+    def close(self) -> None:
+        self.bar.stop()
