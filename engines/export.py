@@ -62,7 +62,8 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 # Which tensors are images/features (fp16 in the fp16 graph); every other tensor is an fp32 statistic.
 IMAGE_TENSORS = frozenset({"content", "stylized", "feat", "image"})
-FEAT_CHANNELS = 512
+FEAT_CHANNELS = 512   # the full graph's relu4_1 (a graph's own count: graph.feat_channels)
+STYLE_CHANNELS = 512  # the style code's mean and std, the same for every graph
 TRACE_HW = (24, 40)  # the size the exporter traces at; odd feature sizes (3 x 5) on purpose
 
 
@@ -108,14 +109,15 @@ class _Decode(nn.Module):
 _WRAPPERS = {"full": _Full, "encode": _Encode, "decode": _Decode}
 
 
-def example_inputs(part: str, precision: str, n: int = 1, h: int = 64, w: int = 64) -> tuple[torch.Tensor, ...]:
+def example_inputs(part: str, precision: str, n: int = 1, h: int = 64, w: int = 64,
+                   feat_channels: int = FEAT_CHANNELS) -> tuple[torch.Tensor, ...]:
     """Inputs of the right shapes and dtypes for tracing (and for tests)."""
     gen = torch.Generator().manual_seed(0)
     fh, fw = feat_hw(h, w)
     shapes = {
-        "content": (n, 3, h, w), "feat": (n, FEAT_CHANNELS, fh, fw), "alpha": (n,),
-        "content_mean": (n, FEAT_CHANNELS), "content_std": (n, FEAT_CHANNELS),
-        "style_mean": (n, FEAT_CHANNELS), "style_std": (n, FEAT_CHANNELS),
+        "content": (n, 3, h, w), "feat": (n, feat_channels, fh, fw), "alpha": (n,),
+        "content_mean": (n, feat_channels), "content_std": (n, feat_channels),
+        "style_mean": (n, STYLE_CHANNELS), "style_std": (n, STYLE_CHANNELS),
     }
     out = []
     for name in INPUTS[part]:
@@ -157,7 +159,7 @@ def export_onnx(graph: StyleGraph, path: str | Path, part: Part = "full", precis
     # Traced once at a small size (sizes are dynamic axes): fp16 convolutions on the CPU are slow,
     # and 64x64 took 13 s to trace against well under a second here. Batch 2, not 1, so that no
     # size-1 dimension gets baked in as a broadcast.
-    args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1])
+    args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1], feat_channels=graph.feat_channels)
     names = {"input_names": list(INPUTS[part]), "output_names": list(OUTPUTS[part])}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

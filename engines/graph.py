@@ -18,6 +18,9 @@ from engines.vgg import VGGEncoder
 
 
 class StyleGraph(nn.Module):
+    kind = "full"
+    feat_channels = 512  # relu4_1
+
     def __init__(self, encoder: VGGEncoder, decoder: nn.Sequential):
         super().__init__()
         self.encoder = encoder
@@ -42,6 +45,10 @@ class StyleGraph(nn.Module):
         target = adain(feat, style_mean, style_std, content_mean, content_std)
         return self.decode_features(blend_alpha(feat, target, alpha).to(feat.dtype), out_hw)
 
+    def style_target(self, style_mean: torch.Tensor, style_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The statistics AdaIN moves the features to: the style code itself (the lite graph maps it)."""
+        return style_mean, style_std
+
     def decode_features(self, feat: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
         """Decoder alone, from (already stylized) relu4_1 features to RGB in [0, 1]."""
         out = self.decoder(feat)
@@ -55,8 +62,23 @@ class StyleGraph(nn.Module):
         return self.decode(feat, mean, std, style_mean, style_std, alpha, out_hw=content.shape[-2:])
 
 
-def load_graph(decoder: str | None = None, encoder: str | None = None) -> StyleGraph:
-    """The shipped (or given) weights in a StyleGraph, on the CPU, in eval mode."""
+MODELS = ("full", "lite")
+
+
+def load_graph(decoder: str | None = None, encoder: str | None = None, model: str = "full") -> nn.Module:
+    """The per-frame graph of `model` with the shipped (or given) weights, on the CPU, in eval mode.
+
+    "full": VGG-19 + the AdaIN decoder (`decoder` a decoder file); "lite": engines.lite (`decoder` a lite
+    weights file). Both have the same methods and inputs (encode, style_target, decode, forward).
+    """
+    if model == "lite":
+        from engines.lite.weights import load_lite
+
+        return load_lite(decoder)
+    if model != "full":
+        from engines.errors import ConfigError
+
+        raise ConfigError(f"Unknown model {model!r}: use full, lite or auto")
     from engines.decoder import load_decoder
     from engines.vgg import load_encoder
 

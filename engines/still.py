@@ -29,11 +29,12 @@ def stylize_still(engine: TorchEngine, content: torch.Tensor, style: StyleCode, 
     else:
         feat, _, _ = engine.encode(x)
         m = F.interpolate(mask.to(engine.device, torch.float32), size=feat.shape[-2:], mode="area")
-        inside = adain(feat, *style.batch(1, engine.device), *mean_std(feat, m))
+        graph = engine.graph
+        inside = adain(feat, *graph.style_target(*style.batch(1, engine.device)), *mean_std(feat, m))
         if style_outside is None:
             outside = feat.float()
         else:
-            outside = adain(feat, *style_outside.batch(1, engine.device), *mean_std(feat, 1 - m))
+            outside = adain(feat, *graph.style_target(*style_outside.batch(1, engine.device)), *mean_std(feat, 1 - m))
         target = m * inside + (1 - m) * outside
         out = engine.graph.decode_features(blend_alpha(feat, target, alpha).to(feat.dtype), hw)
     out = out.float()

@@ -187,3 +187,17 @@ def load_encoder(path: str | Path | None = None) -> VGGEncoder:
         except RuntimeError as e:
             raise WeightsError(f"{path} does not fit the VGG encoder up to relu4_1: {e}") from None
     return enc.eval()
+
+
+@functools.lru_cache(maxsize=2)
+def _style_encoder(device: str) -> VGGEncoder:
+    return load_encoder().to(device).eval()
+
+
+@torch.inference_mode()
+def style_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A style image's relu4_1 mean and std (N x 512 each, fp32), with the shipped encoder in fp32 on the
+    image's device. For networks whose per-frame graph has no VGG (the lite model)."""
+    from engines.adain import mean_std
+
+    return mean_std(_style_encoder(str(image.device))(image.float()))

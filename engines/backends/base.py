@@ -39,14 +39,28 @@ class Engine(ABC):
         feat, mean, std = self.encode(batch)
         return self.decode(feat, mean, std, style, alpha, tuple(batch.shape[-2:]))
 
+    @property
+    def model(self) -> str:
+        """Which network runs: "full" (VGG-19 + AdaIN decoder) or "lite" (engines.lite)."""
+        return getattr(getattr(self, "graph", None), "kind", "full")
+
     def encode_style(self, image: torch.Tensor, size: int | None = STYLE_SIZE, source: str = "") -> StyleCode:
         """1 x 3 x H x W RGB [0, 1] (any device) -> the style's relu4_1 mean and std."""
         image = resize_shorter(image.to(self.device, torch.float32), size)
-        _, mean, std = self.encode(image)
+        if self.model == "full":
+            _, mean, std = self.encode(image)
+        else:  # the lite graph takes the same VGG style code, computed once per style off the per-frame path
+            from engines.vgg import style_statistics
+
+            mean, std = style_statistics(image)
         return StyleCode(mean[0].float().cpu(), std[0].float().cpu(), source)
 
     def describe(self) -> str:
         return f"{self.name} on {self.device} ({str(self.dtype).removeprefix('torch.')})"
+
+    def describe_model(self) -> str:
+        """The network and how it runs, e.g. "lite model, torch on cpu (bfloat16)" (HUD, logs, stats)."""
+        return f"{self.model} model, {self.describe()}"
 
     # -- the frame boundary -------------------------------------------------------------------
 

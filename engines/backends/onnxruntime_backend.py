@@ -25,7 +25,7 @@ import torch
 from engines.backends.exported import ExportedGraphEngine
 from engines.devices import resolve_device
 from engines.errors import BackendUnavailable, ConfigError
-from engines.export import DEFAULT_OPSET, FEAT_CHANNELS, OUTPUTS, cache_dir, cached_export, feat_hw, tensor_dtype
+from engines.export import DEFAULT_OPSET, OUTPUTS, cache_dir, cached_export, feat_hw, tensor_dtype
 from engines.graph import StyleGraph
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class OnnxRuntimeEngine(ExportedGraphEngine):
             keep.append(t)
             binding.bind_input(n, "cuda", index, _np_dtype(t.dtype), list(t.shape), t.data_ptr())
         outs = []
-        for n, shape in zip(OUTPUTS[part], self._output_shapes(part, inputs), strict=True):
+        for n, shape in zip(OUTPUTS[part], self._output_shapes(part, inputs, self.graph.feat_channels), strict=True):
             out = torch.empty(shape, dtype=tensor_dtype(n, self.precision), device=self.device)
             outs.append(out)
             binding.bind_output(n, "cuda", index, _np_dtype(out.dtype), list(shape), out.data_ptr())
@@ -170,14 +170,14 @@ class OnnxRuntimeEngine(ExportedGraphEngine):
         return outs
 
     @staticmethod
-    def _output_shapes(part: str, inputs: dict[str, torch.Tensor]) -> list[tuple[int, ...]]:
+    def _output_shapes(part: str, inputs: dict[str, torch.Tensor], channels: int) -> list[tuple[int, ...]]:
         if part == "decode":
             n, _, fh, fw = inputs["feat"].shape
             return [(n, 3, 8 * fh, 8 * fw)]
         n, _, h, w = inputs["content"].shape
         if part == "full":
             return [(n, 3, h, w)]
-        return [(n, FEAT_CHANNELS, *feat_hw(h, w)), (n, FEAT_CHANNELS), (n, FEAT_CHANNELS)]
+        return [(n, channels, *feat_hw(h, w)), (n, channels), (n, channels)]
 
 
 def _np_dtype(dtype: torch.dtype):

@@ -73,12 +73,14 @@ def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "
 
 
 def create_engine(backend: str = "auto", device: str = "auto", precision: str = "auto",
-                  decoder: str | Path | None = None, graph=None, **options) -> Engine:
+                  decoder: str | Path | None = None, graph=None, model: str = "full", job: str = "image",
+                  frame_pixels: int | None = None, **options) -> Engine:
     """Build an engine by name ("auto": see pick_backend).
 
-    `graph` (a StyleGraph) is used instead of loading `decoder`. Options that the chosen backend
-    does not declare in the registry (e.g. cuda_graphs for onnxruntime, when the config was written
-    for auto) are dropped with a debug message rather than failing.
+    `graph` (a StyleGraph or LiteGraph) is used instead of loading one. Else `model` (full, lite, or auto:
+    engines.models.pick_model for `job` on this device) is loaded, with `decoder` as its weights file.
+    Options that the chosen backend does not declare in the registry (e.g. cuda_graphs for onnxruntime,
+    when the config was written for auto) are dropped with a debug message rather than failing.
     """
     name = pick_backend(backend, device, precision)
     entry = REGISTRY[name]
@@ -86,9 +88,23 @@ def create_engine(backend: str = "auto", device: str = "auto", precision: str = 
     if dropped:
         log.debug("%s backend ignores options: %s", name, ", ".join(dropped))
     if graph is None:
-        from engines.graph import load_graph
-
-        graph = load_graph(str(decoder) if decoder is not None else None)
+        graph = _load_model(model, job, resolve_device(device, check=False).type, frame_pixels, decoder)
     # "auto" goes through as is: each backend resolves it (onnxruntime picks CUDA only when its
     # build has the CUDA provider, so a CPU-only onnxruntime on a GPU box still runs).
     return entry.engine_class()(graph, device=device, precision=precision, **kwargs)
+
+
+def _load_model(model: str, job: str, device_type: str, frame_pixels: int | None, weights: str | Path | None):
+    from engines.errors import WeightsError
+    from engines.graph import load_graph
+    from engines.models import pick_model
+
+    chosen = pick_model(model, job, device_type, frame_pixels)
+    weights = str(weights) if weights is not None else None
+    try:
+        return load_graph(weights, model=chosen)
+    except WeightsError as e:
+        if model != "auto" or chosen != "lite":
+            raise
+        log.warning("the lite model cannot be loaded (%s); running the full model", e)
+        return load_graph(weights, model="full")

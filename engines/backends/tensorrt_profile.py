@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import ConfigError
-from engines.export import FEAT_CHANNELS, INPUTS, cache_dir, feat_hw
+from engines.export import FEAT_CHANNELS, INPUTS, STYLE_CHANNELS, cache_dir, feat_hw
 from engines.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _round_up8(x: int) -> int:
 
 
 def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAULT_MAX_BATCH,
-                 part: str = "full", opt_batch: int | None = None) -> Profile:
+                 part: str = "full", opt_batch: int | None = None, feat_channels: int = FEAT_CHANNELS) -> Profile:
     """(min, opt, max) shape per input of `part` covering every (height, width) in `resolutions`.
 
     Heights and widths: min = smallest rounded down to a multiple of 8, max = largest rounded up to
@@ -96,10 +96,12 @@ def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAUL
         if name == "content":
             return (n, 3, h, w)
         if name == "feat":
-            return (n, FEAT_CHANNELS, *feat_hw(h, w))
+            return (n, feat_channels, *feat_hw(h, w))
         if name == "alpha":
             return (n,)
-        return (n, FEAT_CHANNELS)  # the statistics
+        if name.startswith("style_"):
+            return (n, STYLE_CHANNELS)  # the style code
+        return (n, feat_channels)  # the content statistics
 
     return {name: (shape(name, "min"), shape(name, "opt"), shape(name, "max")) for name in INPUTS[part]}
 

@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda")
-    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA instead of bf16 autocast")
+    p.add_argument("--no-amp", action="store_true",
+                   help="fp32 instead of bf16 autocast (used on CUDA and on CPUs with bf16 in hardware)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds; then checkpoint and stop (resume later)")
@@ -44,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--init-decoder", default=None,
                    help="start from these decoder weights (Adam afresh; steps count on from their manifest)")
     p.add_argument("--provisional", action="store_true", help="mark the exported weights provisional")
+    p.add_argument("--model", default=d.model, choices=("full", "lite"),
+                   help="full: the AdaIN decoder; lite: the small real-time network (engines.lite)")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="lite: weight of the L1 pull towards the full model's output (0: VGG losses alone)")
+    p.add_argument("--teacher", default=None, help="lite: full decoder to distil from (default: the shipped one)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--workers", type=int, default=d.workers, help="image decoding threads")
     return p
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         style_weight=a.style_weight, checkpoint_every=a.checkpoint_every, sample_every=a.sample_every,
         log_every=a.log_every, seed=a.seed, device=a.device, amp=not a.no_amp, resume=a.resume,
         time_limit=a.time_limit, exclude_list=a.exclude_list, encoder=a.encoder, init_decoder=a.init_decoder,
-        provisional=a.provisional,
+        provisional=a.provisional, model=a.model, distill_weight=a.distill_weight, teacher=a.teacher,
         progress=not a.no_progress and sys.stderr.isatty(), workers=a.workers)
     try:
         summary = train(opts)

@@ -75,7 +75,8 @@ def export_weights(decoder: nn.Module, path: Path, manifest: dict, dtype: torch.
     """The decoder as shipped: safetensors (fp16 by default) + a JSON manifest with its sha256."""
     path = Path(path)
     tensors = {k: v.to(dtype) for k, v in decoder.state_dict().items()}
-    _atomic_save(tensors, path, {"format": "stylestream-decoder", "dtype": str(dtype).removeprefix("torch.")})
+    _atomic_save(tensors, path, {"format": manifest.get("format", "stylestream-decoder"),
+                                 "dtype": str(dtype).removeprefix("torch.")})
     manifest = {
         **manifest,
         "file": path.name,

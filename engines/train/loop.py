@@ -1,4 +1,5 @@
-"""The decoder training loop (Huang & Belongie 2017, section 6), resumable in chunks.
+"""The training loop for both networks (`model="full"`: the AdaIN decoder, Huang & Belongie 2017,
+section 6; `model="lite"`: the whole lite network, engines.lite), resumable in chunks.
 
 Adam at lr 1e-4 with the reference implementation's decay lr / (1 + 5e-5 * step), batch 8, random
 256 crops. On CUDA the whole data set lives on the GPU and crops are cut there; the loss runs in bf16
@@ -22,6 +23,8 @@ import torch
 from torch import nn
 
 from engines.decoder import random_decoder
+from engines.errors import ConfigError
+from engines.machine import cpu_has_native_bf16
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.data import default_sample_files, load_samples, load_train_data
 from engines.train.losses import AdaINLoss
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
 EXPORT = "decoder.safetensors"
+LITE_EXPORT = "lite.safetensors"
 
 
 @dataclass
@@ -42,7 +46,6 @@ class TrainOptions:
     batch_size: int = 8
     crop: int = 256
     load_size: int = 384            # shorter side the images are kept at; crops are cut from these
-    scale: tuple[float, float] = (0.6, 1.4)  # random zoom before cropping (log-uniform)
     lr: float = 1e-4
     lr_decay: float = 5e-5
     content_weight: float = 1.0
@@ -62,6 +65,9 @@ class TrainOptions:
     progress: bool = True
     workers: int = 4
     extra_manifest: dict = field(default_factory=dict)
+    model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
+    distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
+    teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
 
 
 def pick_device(name: str) -> torch.device:
@@ -74,20 +80,19 @@ def learning_rate(opts: TrainOptions, step: int) -> float:
     return opts.lr / (1.0 + opts.lr_decay * step)
 
 
-def sample_grid(decoder: nn.Module, loss: AdaINLoss, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
+def sample_grid(net: nn.Module, loss, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
     """A PNG-ready grid (uint8 RGB): top row the styles, left column the photos, the rest stylized."""
     n, m = content.shape[0], style.shape[0]
     size = content.shape[-1]
-    was_training = decoder.training
-    decoder.eval()
+    was_training = net.training
+    net.eval()
     with torch.no_grad():
         rows = [torch.cat([torch.ones_like(style[:1])] + list(style.split(1)), dim=3)]
         for i in range(n):
             c = content[i:i + 1].expand(m, -1, -1, -1)
-            t, _ = loss.targets(c, style)
-            out = decoder(t.to(next(decoder.parameters()).dtype)).float().clamp(0, 1)
+            out = loss.render(net, c, style).float().clamp(0, 1)
             rows.append(torch.cat([content[i:i + 1]] + list(out[..., :size, :size].split(1)), dim=3))
-    decoder.train(was_training)
+    net.train(was_training)
     grid = torch.cat(rows, dim=2)[0]
     return grid.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
@@ -139,7 +144,7 @@ def train(opts: TrainOptions) -> dict:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    amp_dtype = torch.bfloat16 if (cuda and opts.amp) else None
+    amp_dtype = torch.bfloat16 if (opts.amp and (cuda or cpu_has_native_bf16())) else None
 
     data = load_train_data(opts.content_dir, opts.style_dir, opts.load_size, device, opts.exclude_list,
                            opts.workers)
@@ -147,17 +152,22 @@ def train(opts: TrainOptions) -> dict:
     samples = (load_samples(c_files, opts.crop).to(device), load_samples(s_files, opts.crop).to(device))
 
     encoder = load_encoder(opts.encoder).to(device)
-    decoder = random_decoder(opts.seed).to(device).train()
+    decoder = build_trainable(opts).to(device).train()
     if cuda:
         encoder = encoder.to(memory_format=torch.channels_last)
         decoder = decoder.to(memory_format=torch.channels_last)
     loss_fn = AdaINLoss(encoder, opts.content_weight, opts.style_weight, channels_last=cuda)
+    if opts.model == "lite":
+        loss_fn = lite_loss(opts, loss_fn, device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=opts.lr, **({"fused": True} if cuda else {}))
     gen = torch.Generator().manual_seed(opts.seed)
 
     step, history = 0, []
     if opts.init_decoder and not opts.resume:
         from engines.decoder import load_decoder, read_manifest
+
+        if opts.model != "full":
+            raise ConfigError("--init-decoder continues a full-model decoder; use --resume for the lite model")
 
         decoder.load_state_dict(load_decoder(opts.init_decoder).state_dict())
         step = int(read_manifest(Path(opts.init_decoder)).get("steps", 0))
@@ -179,7 +189,7 @@ def train(opts: TrainOptions) -> dict:
     log_path = out / "log.jsonl"
     started = time.monotonic()
     window_start, window_step = started, step
-    sums = torch.zeros(3, device=device)
+    sums = torch.zeros(4, device=device)
     bar = _Bar(opts.progress, opts.steps, step)
     stopped_early = False
     try:
@@ -196,16 +206,18 @@ def train(opts: TrainOptions) -> dict:
             losses.total.backward()
             optimizer.step()
             step += 1
-            sums += torch.stack([losses.total.detach().float(), losses.content, losses.style])
+            sums += torch.stack([losses.total.detach().float(), losses.content, losses.style,
+                                 losses.distill if losses.distill is not None else losses.style.new_zeros(())])
 
             if step % opts.log_every == 0 or step == opts.steps:
                 n = step - window_step
-                total, content_l, style_l = (sums / max(n, 1)).tolist()  # one GPU sync per window
+                total, content_l, style_l, distill_l = (sums / max(n, 1)).tolist()  # one GPU sync per window
                 if not all(math.isfinite(v) for v in (total, content_l, style_l)):
                     raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
                 now = time.monotonic()
                 rec = {"step": step, "loss": round(total, 4), "content": round(content_l, 4),
-                       "style": round(style_l, 4), "lr": learning_rate(opts, step),
+                       "style": round(style_l, 4), **({"distill": round(distill_l, 4)} if opts.model == "lite" else {}),
+                       "lr": learning_rate(opts, step),
                        "steps_per_s": round(n / max(now - window_start, 1e-9), 2)}
                 history.append(rec)
                 with open(log_path, "a") as f:
@@ -225,32 +237,65 @@ def train(opts: TrainOptions) -> dict:
     elapsed = time.monotonic() - started
     summary = {"step": step, "finished": step >= opts.steps, "stopped_by_time_limit": stopped_early,
                "seconds_this_run": round(elapsed, 1), "last": history[-1] if history else None}
-    export_weights(decoder, out / EXPORT, manifest(opts, data.describe(), step, history, device))
-    log.info("Step %d of %d; exported %s", step, opts.steps, out / EXPORT)
+    export = out / (LITE_EXPORT if opts.model == "lite" else EXPORT)
+    export_weights(decoder, export, manifest(opts, data.describe(), step, history, device, amp_dtype is not None))
+    log.info("Step %d of %d; exported %s", step, opts.steps, export)
     return summary
 
 
-def manifest(opts: TrainOptions, data: dict, step: int, history: list[dict], device: torch.device) -> dict:
+def build_trainable(opts: TrainOptions) -> nn.Module:
+    """The network a run trains, freshly initialised from the seed."""
+    if opts.model == "full":
+        return random_decoder(opts.seed)
+    if opts.model == "lite":
+        from engines.lite.network import LiteGraph
+
+        torch.manual_seed(opts.seed)
+        return LiteGraph()
+    raise ConfigError(f"Unknown model {opts.model!r} to train: use full or lite")
+
+
+def lite_loss(opts: TrainOptions, base: AdaINLoss, device: torch.device):
+    """The lite network's loss, distilling from the shipped (or given) full decoder."""
+    from engines.decoder import load_decoder
+    from engines.lite.loss import LiteLoss
+
+    teacher = load_decoder(opts.teacher).to(device) if opts.distill_weight > 0 else None
+    return LiteLoss(base, teacher, opts.distill_weight)
+
+
+def manifest(opts: TrainOptions, data: dict, step: int, history: list[dict], device: torch.device,
+             amp: bool = False) -> dict:
     last = history[-1] if history else {}
     # Mean of the last few windows: one window of 50 steps is noisy.
     tail = history[-20:]
-    mean = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in ("loss", "content", "style")} if tail else {}
+    keys = ("loss", "content", "style") + (("distill",) if opts.model == "lite" else ())
+    mean = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in keys} if tail else {}
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if opts.model == "lite":
+        from engines.lite.network import LiteShape
+
+        model = {"format": "stylestream-lite", "shape": LiteShape().as_dict(),
+                 "architecture": "lite encoder + style head + AdaIN + lite decoder (engines.lite.network)",
+                 "distill_weight": opts.distill_weight,
+                 "teacher": opts.teacher or "engines/weights/decoder.safetensors"}
+    else:
+        model = {"format": "stylestream-decoder",
+                 "architecture": "AdaIN decoder (Huang & Belongie 2017), nn.Sequential layout of the PyTorch port"}
     return {
-        "format": "stylestream-decoder",
-        "architecture": "AdaIN decoder (Huang & Belongie 2017), nn.Sequential layout of the PyTorch port",
+        **model,
         "provisional": opts.provisional,
         "steps": step,
         "batch_size": opts.batch_size,
         "crop": opts.crop,
         "images_seen": step * opts.batch_size,
-        "final_losses": {"last_window": {k: last.get(k) for k in ("loss", "content", "style")},
+        "final_losses": {"last_window": {k: last.get(k) for k in keys},
                          "mean_last_windows": mean, "window_steps": opts.log_every * len(tail)},
         "loss_weights": {"content": opts.content_weight, "style": opts.style_weight},
         "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
         "data": data,
         "device": device_name,
-        "precision": "bf16 autocast" if device.type == "cuda" and opts.amp else "fp32",
+        "precision": "bf16 autocast" if amp else "fp32",
         "trained": datetime.now(UTC).date().isoformat(),
         "torch": torch.__version__,
         **opts.extra_manifest,

@@ -22,6 +22,7 @@ class Losses:
     total: torch.Tensor
     content: torch.Tensor
     style: torch.Tensor
+    distill: torch.Tensor | None = None  # the lite network's distillation term (engines.lite.loss)
 
 
 class AdaINLoss(nn.Module):
@@ -67,3 +68,8 @@ class AdaINLoss(nn.Module):
         total = self.content_weight * content_loss + self.style_weight * style_loss
         return Losses(total, content_loss.detach(), style_loss.detach())
 
+    @torch.no_grad()
+    def render(self, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for each (content, style) pair (for sample grids)."""
+        t, _ = self.targets(content, style)
+        return decoder(t.to(next(decoder.parameters()).dtype))
