@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout, no install needed
 
-from engines.bench import BenchSettings, bench_options, parse_resolutions, print_table, run_bench, write_result  # noqa: E402
+from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench  # noqa: E402
+from engines.bench_output import print_table, write_result  # noqa: E402
 from engines.errors import StylestreamError  # noqa: E402
 
 

@@ -189,7 +189,7 @@ def test_the_flow_is_computed_once_per_frame_in_stylize(engine, style, monkeypat
     monkeypatch.setattr(sm.flow, "estimate", lambda a, b: calls.append(1) or real(a, b))
     run(sm, engine, style, frames, batch=3)
     assert len(calls) == 5  # not for the first frame, once for each other, across the batch boundary
-    # a frame the caller dropped between stylize() and smooth(): the flow is recomputed, not misused
+    # a frame the caller dropped between see() and smooth(): the flow is recomputed, not misused
     sm.see(frames[:2])
     sm.estimate_flow()
     y = [per_frame(engine, style, f) for f in frames[:2]]
@@ -395,7 +395,7 @@ def test_settings_are_validated_with_a_message():
 
 
 def test_settings_are_the_config_section():
-    from streamer.config import load_config
+    from streamer.app.config import load_config
 
     s = load_config(None).temporal
     assert s == TemporalSettings()  # one set of defaults: the config's are the smoother's

@@ -11,9 +11,9 @@ from engines.backends import create_engine
 from engines.backends.base import Engine
 from engines.errors import InputError, OutputError, StylestreamError
 from engines.presets import resolve_style
-from streamer.config import StreamConfig
+from streamer.app.config import StreamConfig
+from streamer.app.paths import pair_outputs
 from streamer.loop import RunResult, StreamLoop
-from streamer.paths import pair_outputs
 from streamer.sources import URL_SCHEMES
 from streamer.sources.url import redact_url
 from streamer.stylize import NamedStyle, StylizeStep, output_size
@@ -144,7 +144,7 @@ def run_live(cfg: StreamConfig) -> RunResult:
     if not lc.window and lc.mjpeg is None and lc.vcam is None and lc.record is None:
         raise OutputError("live needs an output: the preview window, --vcam, --mjpeg PORT or --record FILE")
     if lc.window:
-        from streamer.sinks.window import check_display
+        from streamer.sinks.display import check_display
 
         check_display()
     source = open_source(lc.source, live=True, loop=lc.loop, width=lc.camera_width, height=lc.camera_height,
@@ -181,3 +181,29 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
     if lc.record is not None:
         sinks.append(_video_sink(cfg, lc.record, audio=False))
     return sinks
+
+
+def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
+    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip (the demo clip).
+
+    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size.
+    """
+    from engines.bench import parse_resolutions, random_style
+    from streamer.app.democlip import render_frame, write_demo_clip
+
+    ((h, w),) = parse_resolutions(clip_size)
+    h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
+    clip = write_demo_clip(folder / f"clip-{w}x{h}.mp4", seconds=seconds, width=w, height=h)
+    cfg = StreamConfig(size=0, video={"overwrite": True})
+    style = random_style()
+
+    def hook(engine, name: str) -> dict:
+        # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
+        feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
+        engine.decode(feat, mean, std, style, 1.0, (h, w))
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
+        return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
+                            "fps": round(result.fps, 2),
+                            "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
+
+    return hook
