@@ -36,7 +36,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -51,11 +50,13 @@ from engines.adain import mean_std  # noqa: E402
 from engines.backends.base import STYLE_SIZE  # noqa: E402
 from engines.backends.torch_backend import TorchEngine  # noqa: E402
 from engines.decoder import DEFAULT_DECODER, load_decoder, random_decoder, read_manifest  # noqa: E402
+from engines.devices import resolve_device  # noqa: E402
 from engines.errors import StylestreamError  # noqa: E402
 from engines.graph import StyleGraph  # noqa: E402
 from engines.images import list_images, load_image_tensor  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
 from engines.vgg import load_encoder  # noqa: E402
+from streamer.stylize import StylizeStep  # noqa: E402
 from streamer.temporal import TemporalSettings, TemporalSmoother, thumbnail, warp_numpy  # noqa: E402
 
 SEQUENCES = ("cats", "fox")
@@ -124,19 +125,29 @@ def style_loss(encoder, frames: list[np.ndarray], style_stats, device: torch.dev
 # -- running the modes ----------------------------------------------------------------------------
 
 class EncodeOnce:
-    """Stands in for the engine with encode() results computed once per frame, so the encoder runs
-    once however many smoothing settings are compared; decode() is the real engine's."""
+    """Stands in for the engine with upload() and encode() results computed once per batch of frames,
+    so the encoder runs once however many smoothing settings are compared; decode() and download()
+    are the real engine's."""
 
     def __init__(self, engine: TorchEngine):
         self.engine = engine
         self.device = engine.device
-        self._cache: dict[int, tuple] = {}
+        self.dtype = engine.dtype
+        self._batches: dict[int, torch.Tensor] = {}  # id of a batch's first frame -> the uploaded batch
+        self._encoded: dict[int, tuple] = {}         # id of an uploaded batch -> its encode()
 
-    def put(self, batch: torch.Tensor, encoded: tuple) -> None:
-        self._cache[id(batch)] = (batch, encoded)
+    def put(self, frames: list[np.ndarray], batch: torch.Tensor, encoded: tuple) -> None:
+        self._batches[id(frames[0])] = batch
+        self._encoded[id(batch)] = encoded
+
+    def upload(self, frames: list[np.ndarray]) -> torch.Tensor:
+        return self._batches[id(frames[0])]
+
+    def download(self, batch: torch.Tensor) -> list[np.ndarray]:
+        return self.engine.download(batch)
 
     def encode(self, batch: torch.Tensor):
-        return self._cache[id(batch)][1]
+        return self._encoded[id(batch)]
 
     def decode(self, *args, **kwargs):
         return self.engine.decode(*args, **kwargs)
@@ -151,32 +162,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_smoother(engine, groups, style, alpha: float, settings: TemporalSettings,
-                 stylize: bool) -> tuple[list[np.ndarray], list[np.ndarray], TemporalSmoother, float]:
-    """The stream loop's calls: (stylize ->) [smooth on the device] -> download [-> smooth on the CPU].
+def run_smoother(engine, groups, style, alpha: float,
+                 settings: TemporalSettings) -> tuple[list[np.ndarray], list[np.ndarray], TemporalSmoother, float]:
+    """The stream's stylize step (streamer.stylize.StylizeStep, as the loop calls it) over the groups.
 
-    Returns the outputs before and after smooth() (before = the stylize() result), the smoother
-    and the mean share of the frame that the flow blending trusted."""
+    Returns the outputs before and after the flow blending, the smoother and the mean share of the
+    frame that the flow blending trusted."""
     sm = TemporalSmoother(settings, profile=True)
-    before, after, blended = [], [], []
-
-    def smooth(f, y):
-        out = sm.smooth(f, y)
-        blended.append(sm.flow.last_mask_mean)
-        return out
-
-    for frames, batch in groups:
-        if stylize:
-            y = sm.stylize(engine, frames, batch, style, alpha)
-        else:
-            y = engine.stylize(batch, style, alpha)
-        raw = engine.engine.download(y)
-        before += raw
-        if y.device.type == "cuda":
-            y = torch.stack([smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
-            after += engine.engine.download(y)
-        else:
-            after += [smooth(f, im) for f, im in zip(frames, raw, strict=True)]
+    step = StylizeStep(engine, sm)
+    before, after = [], []
+    for frames, _ in groups:
+        after += step(frames, style, alpha, before_flow=before)
+    blended = list(sm.blended)
     return before, after, sm, float(np.mean(blended[1:])) if len(blended) > 1 else 0.0
 
 
@@ -210,7 +207,7 @@ def encode_all(engine: TorchEngine, frames: list[np.ndarray], batch: int) -> tup
         x = engine.upload(chunk)
         sync(engine.device)
         t0 = time.perf_counter()
-        cached.put(x, engine.encode(x))
+        cached.put(chunk, x, engine.encode(x))
         sync(engine.device)
         ms.append((time.perf_counter() - t0) * 1000 / len(chunk))
         groups.append((chunk, x))
@@ -278,16 +275,11 @@ def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, engine: To
         result["device_path_ms"] = round(float(np.median(list(sm.smooth_ms)[1:])), 2)
 
         def stream(smoother: TemporalSmoother | None) -> float:
+            step = StylizeStep(engine, smoother)  # the loop's step: upload, network, smoothing, download
             times = []
             for f in big + big:  # the second pass is timed (warm caches, cuDNN autotuned)
                 t0 = time.perf_counter()
-                x = engine.upload([f])
-                if smoother is None:
-                    y = engine.stylize(x, style, alpha)
-                else:
-                    y = smoother.stylize(engine, [f], x, style, alpha)
-                    y = torch.stack([smoother.smooth(f, y[0])])
-                engine.download(y)
+                step([f], style, alpha)
                 times.append((time.perf_counter() - t0) * 1000)
             return float(np.median(times[len(big) + 1:]))
 
@@ -349,8 +341,12 @@ SWEEP: list[tuple[str, bool, dict]] = [
 ]
 
 
+def variant(base: TemporalSettings, **changes) -> TemporalSettings:
+    return TemporalSettings.checked(**{**base.model_dump(), **changes})
+
+
 def parse_overrides(items: list[str]) -> dict:
-    fields = {f: type(v) for f, v in asdict(TemporalSettings()).items()}
+    fields = {f: type(v) for f, v in TemporalSettings().model_dump().items()}
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -385,8 +381,7 @@ def main() -> None:
             sys.exit(f"no decoder at {path}: pass --decoder PATH, "
                      "or --random-decoder for development numbers")
         decoder, decoder_label = load_decoder(path), str(path)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), precision=args.precision,
                          cuda_graphs=False)
     # The 720p timing runs the network the way live and convert do (CUDA graphs on a GPU), so that the
@@ -395,16 +390,16 @@ def main() -> None:
     timing_engine = TorchEngine(engine.graph, device=str(device), precision=args.precision, cuda_graphs=True)
     precision = str(engine.dtype).removeprefix("torch.")
     encoder = load_encoder().to(device).eval()
-    base = replace(TemporalSettings(), **parse_overrides(args.set))
+    base = TemporalSettings.checked(**parse_overrides(args.set))
     variants = []
     for name, network, changes in SWEEP if args.sweep else []:
         changes = {k: (base.flow_blend if v is None else v) for k, v in changes.items()}
-        variants.append((name, network, replace(base, **{"mechanism": "flow", **changes})))
+        variants.append((name, network, variant(base, **{"mechanism": "flow", **changes})))
     style_paths = list_images(args.data / "style")[: args.styles]
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
     print(f"decoder: {decoder_label}; device {device} ({precision}); size {args.size}; batch {args.batch}; "
-          f"settings {asdict(base)}", file=sys.stderr)
+          f"settings {base.model_dump()}", file=sys.stderr)
 
     if args.timing_only:
         with torch.inference_mode():
@@ -414,7 +409,8 @@ def main() -> None:
         print(format_timing(timing))
         default_json = json_path(args, device)
         out_json = args.json or default_json.with_name(default_json.stem + "-timing.json")
-        out_json.write_text(json.dumps({"machine": machine_info(), "settings": asdict(base), "precision": precision,
+        out_json.write_text(json.dumps({"machine": machine_info(), "settings": base.model_dump(),
+                                        "precision": precision,
                                         "cv_threads": cv2.getNumThreads(), "timing_720p": timing}, indent=1))
         print(f"json: {out_json}")
         return
@@ -439,16 +435,16 @@ def main() -> None:
                 pf, dec_ms = per_frame(cached, groups, code, args.alpha)
                 # stats alone, and both: the stream loop's calls, end to end
                 stats_out, both_out, sm, both_blended = run_smoother(
-                    cached, groups, code, args.alpha, replace(base, mechanism="both"), stylize=True)
-                # the stats EMA's own cost: stylize()'s work without the flow it computes for smooth()
-                stats_ms = float(np.median(np.subtract(sm.stylize_ms, sm.stylize_flow_ms)))
-                flow_out, flow_ms, flow_blended = smooth_only(frames, pf, replace(base, mechanism="flow"))
+                    cached, groups, code, args.alpha, variant(base, mechanism="both"))
+                # the stats EMA's own cost: the smoother's work before smooth(), less the flow it computes
+                stats_ms = float(np.median(np.subtract(sm.prepare_ms, sm.prepare_flow_ms)))
+                flow_out, flow_ms, flow_blended = smooth_only(frames, pf, variant(base, mechanism="flow"))
                 outs = {"per-frame": (pf, 0.0, 0.0), "stats": (stats_out, stats_ms, 0.0),
                         "flow": (flow_out, flow_ms, flow_blended), "both": (both_out, sm.added_ms(), both_blended)}
                 extra = {}
                 for name, network, settings in variants if with_variants else []:
                     if network:
-                        _, o, v, _ = run_smoother(cached, groups, code, args.alpha, settings, stylize=True)
+                        _, o, v, _ = run_smoother(cached, groups, code, args.alpha, settings)
                         extra[name] = (o, v.added_ms(), 0.0)
                     else:
                         extra[name] = smooth_only(frames, pf, settings)
@@ -488,7 +484,7 @@ def main() -> None:
     result = {"machine": machine_info(), "decoder": decoder_label,
               "decoder_manifest": {} if args.random_decoder else
               {k: read_manifest(Path(args.decoder or DEFAULT_DECODER)).get(k) for k in ("steps", "sha256")},
-              "settings": asdict(base), "precision": precision, "cv_threads": cv2.getNumThreads(),
+              "settings": base.model_dump(), "precision": precision, "cv_threads": cv2.getNumThreads(),
               "size": args.size, "batch": args.batch,
               "alpha": args.alpha,
               "eval_flow": args.eval_flow, "styles": [s[0] for s in styles], "sequences": args.sequences,

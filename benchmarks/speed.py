@@ -18,9 +18,11 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, no install needed
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout, no install needed
 
-from engines.bench import BenchSettings, bench_options, parse_resolutions, print_table, run_bench, write_result  # noqa: E402
+from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench  # noqa: E402
+from engines.bench_output import print_table, write_result  # noqa: E402
 from engines.errors import StylestreamError  # noqa: E402
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result = run_bench(settings)
         print_table(result)
-        path = write_result(result, a.out)
+        path = write_result(result, a.out, folder=ROOT / "benchmarks" / "results")
     except StylestreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

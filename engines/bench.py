@@ -10,7 +10,8 @@ For every available backend (engines.backends.select) and resolution, after warm
   The resident set is the whole process (Python, torch, every engine built so far), so compare
   backends by `mem_growth_mb` and by the peak with that in mind.
 Machine facts (CPU model, cores, GPU and compute capability, library versions) go beside the
-numbers. `stylestream bench` and benchmarks/speed.py are thin wrappers around `run_bench`.
+numbers. `stylestream bench` and benchmarks/speed.py are thin wrappers around `run_bench`; the table and
+the JSON file are engines.bench_output's.
 
 Imports here stay light on purpose (torch, numpy and engines.*; rich only if present; no PyAV,
 typer or pydantic) so the benchmark runs on a bare GPU box.
@@ -19,7 +20,6 @@ typer or pydantic) so the benchmark runs on a bare GPU box.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import time
@@ -32,13 +32,12 @@ import torch
 
 from engines.adain import StyleCode
 from engines.backends.base import Engine
-from engines.errors import ConfigError, OutputError, StylestreamError
+from engines.errors import ConfigError, StylestreamError
 
 log = logging.getLogger(__name__)
 
 # (height, width), tensor order; names as displays give them (WxH).
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (720, 1280), (1080, 1920))
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 # A hook gets the engine and its backend name after that backend's runs; what it returns (a dict)
 # is stored under the backend's "extra" (e.g. the end-to-end `convert` fps that `stylestream bench` adds).
 Hook = Callable[[Engine, str], dict | None]
@@ -300,79 +299,3 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         if device_type == "cuda":
             torch.cuda.empty_cache()
     return result
-
-
-# -- output ---------------------------------------------------------------------------------------
-
-
-def default_path(result: dict, folder: Path | None = None) -> Path:
-    """benchmarks/results/speed-<host kind>-<date>.json in a checkout, else in the current folder."""
-    if folder is None:
-        folder = RESULTS_DIR if RESULTS_DIR.is_dir() else Path.cwd()
-    date = result.get("created", dt.date.today().isoformat())[:10]
-    return folder / f"speed-{result['machine'].get('host_kind', 'cpu')}-{date}.json"
-
-
-def write_result(result: dict, path: str | Path | None = None) -> Path:
-    path = Path(path) if path else default_path(result)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-    except OSError as e:
-        raise OutputError(f"Cannot write the benchmark result {path}: {e}") from None
-    return path
-
-
-COLUMNS = (("backend", "backend"), ("precision", "precision"), ("resolution", "resolution"),
-           ("batch", "batch"), ("stylize_ms_median", "ms/frame"), ("stylize_ms_p90", "p90 ms"),
-           ("fps", "fps"), ("frame_ms_median", "ms incl. up/down"), ("peak_mem_mb", "peak MB"))
-
-
-def table_rows(result: dict) -> list[list[str]]:
-    return [["-" if r.get(k) is None else str(r[k]) for k, _ in COLUMNS] for r in result["results"]]
-
-
-def note_lines(result: dict) -> list[str]:
-    """What goes under the table: end-to-end results from hooks, then what was skipped and why."""
-    lines = []
-    for backend, extra in result.get("extra", {}).items():
-        c = extra.get("convert")
-        if c:
-            lines.append(f"convert, end to end ({backend}): {c['fps']} fps on a {c['clip']} clip, {c['frames']} frames "
-                         f"in {c['seconds']} s (smoothing {c['smoothing']})")
-    for sk in result.get("skipped", []):
-        where = " ".join(filter(None, (sk.get("backend"), sk.get("resolution"))))
-        lines.append(f"skipped {where}: {sk['reason']}")
-    return lines
-
-
-def print_table(result: dict, file=None) -> None:
-    """The results as a table (rich when importable, plain text otherwise), machine line on top."""
-    import sys
-
-    m = result["machine"]
-    title = f"stylestream speed: {m.get('gpu') or m.get('cpu')} ({m.get('cpu_cores')} cores), torch {m.get('torch')}"
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        out = file or sys.stdout
-        rows = [[h for _, h in COLUMNS]] + table_rows(result)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-        out.write(title + "\n")
-        for r in rows:
-            out.write("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + "\n")
-        for line in note_lines(result):
-            out.write(line + "\n")
-        return
-    table = Table(title=title)
-    for i, (_, head) in enumerate(COLUMNS):
-        table.add_column(head, justify="left" if i < 3 else "right")
-    for r in table_rows(result):
-        table.add_row(*r)
-    console = Console(file=file)
-    if not console.is_terminal:  # a file or a pipe: no terminal width to fit, so do not squeeze the columns
-        console.width = max(console.width, 132)
-    console.print(table)
-    for line in note_lines(result):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)

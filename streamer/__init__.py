@@ -1,6 +1,7 @@
-"""The running stream: sources -> engine -> temporal smoother -> sinks.
+"""The running stream: sources/ -> stylize.py (engine + temporal/) -> sinks/, moved by loop.py; app/ builds it.
 
-`streamer` knows nothing of how the network is computed; it talks to an `engines` Engine.
+`streamer` knows nothing of how the network is computed; it talks to an `engines` Engine. The map:
+docs/design.md.
 """
 
 # OpenCV before PyAV, always. Both wheels bundle libxcb-shm, -shape and -xfixes under the same hashed

@@ -1,6 +1,6 @@
-"""The stream loop: source -> engine -> temporal smoother -> sinks, on three threads.
+"""The stream loop: moves frames between three threads; the work on them is the stylize step's and the sinks'.
 
-    reader thread --q_in--> main thread (stylize) --q_out--> sink thread (every sink, in order)
+    reader thread --q_in--> main thread (StylizeStep) --q_out--> sink thread (every sink, in order)
 
 - Files: bounded queues with blocking puts, so nothing is dropped and order is kept; frames are
   batched for throughput.
@@ -12,15 +12,15 @@
   is waiting); a second one stops at once. Either way every sink is closed, so a file written so
   far is a playable video. `RunResult.signal` says which signal ended the run.
 - An error anywhere stops everything; sinks are then aborted (a video sink removes its partial file).
+
+What a running stream reports (--stats lines, the progress bar of a file) is in streamer.stats.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -28,34 +28,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from engines.adain import StyleCode, preserve_color
-from engines.backends.base import Engine
 from engines.errors import StylestreamError
 from streamer.frame import Frame, StreamInfo
+from streamer.stats import FileProgress, StatsPrinter
+from streamer.stylize import NamedStyle, StylizeStep
+from streamer.temporal import needs_reset
 
 log = logging.getLogger(__name__)
 _END = object()  # end-of-stream marker on the queues
 SLOW_LIVE_MS = 200.0  # a live stream whose network takes longer per frame (under 5 fps) gets a hint, once
-
-
-@dataclass
-class NamedStyle:
-    name: str
-    code: StyleCode
-
-
-@dataclass
-class LoopSettings:
-    size: int = 480               # shorter side the network sees (downscale only); 0 = native
-    batch: int = 1                # frames per engine call (files)
-    preserve_color: bool = False
-    alpha: float = 1.0
-    stats: bool = False           # one JSON line per second on stdout
-    progress: bool = True         # a progress bar for files
-    queue_size: int = 8
 
 
 @dataclass
@@ -73,22 +55,23 @@ class RunResult:
         return self.frames_out / self.seconds if self.seconds > 0 else 0.0
 
 
-def output_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(w, h) the network works at: shorter side `size` if the input is larger, even numbers."""
-    k = min(1.0, size / min(width, height)) if size else 1.0
-    return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
-
-
 class StreamLoop:
-    def __init__(self, source, engine: Engine, styles: Sequence[NamedStyle], sinks: Sequence,
-                 settings: LoopSettings, smoother=None, controls=None,
-                 on_frame: Callable[[Frame], None] | None = None):
+    """source -> step -> sinks. `batch`: frames per step call (files; live streams take one at a time);
+    `alpha`: the style strength (live controls override it); `stats`: one JSON line per second on
+    stdout; `progress`: a bar for files; `controls`: live keys (style, strength, smoothing, quit)."""
+
+    def __init__(self, source, step: StylizeStep, styles: Sequence[NamedStyle], sinks: Sequence, *,
+                 batch: int = 1, alpha: float = 1.0, stats: bool = False, progress: bool = True,
+                 queue_size: int = 8, controls=None, on_frame: Callable[[Frame], None] | None = None):
         self.source = source
-        self.engine = engine
+        self.step = step
+        self.engine = step.engine
         self.styles = list(styles)
         self.sinks = list(sinks)
-        self.settings = settings
-        self.smoother = smoother
+        self.batch = 1 if source.info.live else max(1, batch)
+        self.alpha = alpha
+        self.stats = stats
+        self.progress = progress
         self.controls = controls
         self.on_frame = on_frame
         self.live = bool(source.info.live)
@@ -98,11 +81,11 @@ class StreamLoop:
         self.result = RunResult()
         self.stylize_ms: deque[float] = deque(maxlen=120)
         self._speed_checked = False
-        w, h = output_size(source.info.width, source.info.height, settings.size)
+        w, h = step.out_size or (source.info.width, source.info.height)
         self.out_info = StreamInfo(w, h, source.info.fps, source.info.time_base, source.info.frame_count,
                                    source.info.duration, source.info.path, source.info.live, source.info.name)
-        self.q_in: queue.Queue = queue.Queue(maxsize=1 if self.live else max(settings.queue_size, 2 * settings.batch))
-        self.q_out: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self.q_in: queue.Queue = queue.Queue(maxsize=1 if self.live else max(queue_size, 2 * self.batch))
+        self.q_out: queue.Queue = queue.Queue(maxsize=queue_size)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -170,7 +153,7 @@ class StreamLoop:
             self._put(self.q_in, _END, until=self.stop)  # after a stop the stylizer no longer reads
 
     def _stylize_worker(self) -> None:
-        batch_size = 1 if self.live else max(1, self.settings.batch)
+        batch_size = self.batch
         done = False
         while not done and not self.stop.is_set():
             frames = []
@@ -193,31 +176,12 @@ class StreamLoop:
     def _stylize(self, frames: list[Frame]) -> list[Frame]:
         t0 = time.perf_counter()
         style, alpha = self._current_style()
-        engine = self.engine
-        x = engine.upload([f.image for f in frames])
-        w, h = self.out_info.width, self.out_info.height
-        if x.shape[-2:] != (h, w):  # resize on the device, after the one upload
-            x = F.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False,
-                              antialias=True).clamp_(0, 1).to(x.dtype)
-        smoothing = self.smoother is not None and self.smoother.enabled
-        if smoothing:
-            resets = [self.smoother.needs_reset(f.meta) for f in frames]
-            y = self.smoother.stylize(engine, [f.image for f in frames], x, style.code, alpha, resets)
-        else:
-            y = engine.stylize(x, style.code, alpha)
-        if self.settings.preserve_color:
-            y = preserve_color(y.float(), x.float())
-        if smoothing and y.device.type == "cuda":  # warp on the device, before the download
-            y = torch.stack([self.smoother.smooth(f.image, yi) for f, yi in zip(frames, y, strict=True)])
-        images = engine.download(y)
-        if smoothing and y.device.type != "cuda":
-            images = [self.smoother.smooth(f.image, im) for f, im in zip(frames, images, strict=True)]
+        resets = [needs_reset(f.meta) for f in frames]
+        images = self.step([f.image for f in frames], style.code, alpha, resets)
         self.stylize_ms.append((time.perf_counter() - t0) * 1000 / len(frames))
-        out = []
-        for f, im in zip(frames, images, strict=True):
-            meta = {**f.meta, "style": style.name, "alpha": alpha, "smoothing": smoothing}
-            out.append(Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, meta))
-        return out
+        meta = {"style": style.name, "alpha": alpha, "smoothing": self.step.smoothing}
+        return [Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, {**f.meta, **meta})
+                for f, im in zip(frames, images, strict=True)]
 
     def _hint_if_slow(self) -> None:
         """Once, after the first frames of a live stream: if the network alone keeps it under 5 fps
@@ -236,15 +200,15 @@ class StreamLoop:
 
     def _current_style(self) -> tuple[NamedStyle, float]:
         if self.controls is None:
-            return self.styles[0], self.settings.alpha
-        if self.smoother is not None:
-            self.smoother.enabled = self.controls.smoothing
+            return self.styles[0], self.alpha
+        if self.step.smoother is not None:
+            self.step.smoother.enabled = self.controls.smoothing
         return self.styles[self.controls.style_index % len(self.styles)], self.controls.alpha
 
     def _sink_worker(self, opened: threading.Event) -> None:
         opened_sinks = []
         progress = None
-        stats = _Stats(self.settings.stats, self)
+        stats = StatsPrinter(self.stats, self)
         failed = True
         try:
             try:
@@ -253,7 +217,7 @@ class StreamLoop:
                     opened_sinks.append(sink)
             finally:
                 opened.set()
-            progress = _Progress(self.out_info) if self.settings.progress and not self.live else None
+            progress = FileProgress(self.out_info) if self.progress and not self.live else None
             while not self.abort.is_set():
                 item = self._get(self.q_out, block=True)
                 if item is _END:
@@ -337,74 +301,3 @@ class _signals_stop:
     def __exit__(self, *exc):
         for sig, prev in self.previous.items():
             signal.signal(sig, prev)
-
-
-class _Stats:
-    """Rolling fps/latency; with `enabled`, one JSON line per second on stdout, and a last one at the end."""
-
-    def __init__(self, enabled: bool, loop: StreamLoop):
-        self.enabled = enabled
-        self.loop = loop
-        self.window: deque[tuple[float, float]] = deque()
-        self.last_print = time.monotonic()
-        self.printed_frames = 0
-
-    def tick(self, latency_ms: float) -> None:
-        now = time.monotonic()
-        self.window.append((now, latency_ms))
-        while self.window and now - self.window[0][0] > 1.0:
-            self.window.popleft()
-        if self.enabled and now - self.last_print >= 1.0:
-            self._print(now)
-
-    def close(self) -> None:
-        """The frames since the last line (so that a run shorter than a second prints one too)."""
-        if self.enabled and self.loop.result.frames_out != self.printed_frames:
-            self._print(time.monotonic())
-
-    def _print(self, now: float) -> None:
-        self.last_print = now
-        self.printed_frames = self.loop.result.frames_out
-        lat = sorted(v for _, v in self.window)
-        ms = list(self.loop.stylize_ms)
-        line = {
-            "time": round(time.time(), 3),
-            "frames": self.loop.result.frames_out,
-            "fps": round(len(self.window) / 1.0, 2),
-            "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None,
-            "latency_ms_max": round(lat[-1], 1) if lat else None,
-            "stylize_ms": round(sorted(ms)[len(ms) // 2], 1) if ms else None,
-            "dropped": getattr(self.loop.source, "dropped", 0) + self.loop.result.dropped,
-        }
-        sys.stdout.write(json.dumps(line) + "\n")
-        sys.stdout.flush()
-
-
-class _Progress:
-    """Frames, fps and time left for file conversions, on stderr (stdout is for --stats lines)."""
-
-    def __init__(self, info: StreamInfo):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]} fps"), TimeRemainingColumn(),
-                            console=Console(stderr=True))
-        self.start = time.monotonic()
-        self.done = 0
-        self.task = self.bar.add_task(info.name or "frames", total=info.frame_count, fps="-")
-        self.bar.start()
-
-    def advance(self) -> None:
-        self.done += 1
-        fps = self.done / max(1e-6, time.monotonic() - self.start)
-        self.bar.update(self.task, advance=1, fps=f"{fps:.1f}")
-
-    def close(self) -> None:
-        self.bar.stop()

@@ -175,7 +175,7 @@ def xvfb_display():
 
 # -- the command line ---------------------------------------------------------------------------------
 
-CLI = [sys.executable, "-m", "streamer.cli"]
+CLI = [sys.executable, "-m", "streamer.app.cli"]
 
 
 def stylestream(*args, timeout: float = 180, **kwargs) -> subprocess.CompletedProcess:
@@ -192,7 +192,7 @@ def stylestream_popen(*args, **kwargs) -> subprocess.Popen:
 @pytest.fixture
 def run_cli(monkeypatch, capsys) -> Callable[..., tuple[int, str, str]]:
     """`run_cli(*args) -> (exit code, stdout, stderr)`: `stylestream ARGS` in this process (no start-up cost)."""
-    from streamer import cli
+    from streamer.app import cli
 
     def run(*args) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["stylestream", *map(str, args)])

@@ -6,10 +6,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from engines.bench import BenchSettings, default_path, parse_resolutions, print_table, run_bench, write_result
+from engines.bench import BenchSettings, parse_resolutions, run_bench
+from engines.bench_output import default_path, print_table, write_result
 from engines.errors import ConfigError
 from engines.machine import cpu_has_native_bf16
-from streamer.cli import app
+from streamer.app.cli import app
 
 pytest.importorskip("onnxruntime")
 

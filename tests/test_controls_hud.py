@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamer.controls import ESC, LiveControls
-from streamer.hud import HudStats, draw_hud, side_by_side
+from streamer.sinks.hud import HudStats, draw_hud, side_by_side
 
 STYLES = ["starry-night", "the-scream", "udnie"]
 

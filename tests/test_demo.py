@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import error_lines, stylestream
 
-from streamer.demo import DEMO_CLIP
+from streamer.app.demo import DEMO_CLIP
 
 
 def frames_and_audio(path: Path) -> tuple[list[np.ndarray], float, str | None]:

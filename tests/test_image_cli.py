@@ -25,7 +25,7 @@ def _image(path, w=80, h=60, seed=0):
 
 
 def run(*args):
-    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "image", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "streamer.app.cli", "image", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stderr
 

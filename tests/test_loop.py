@@ -16,8 +16,9 @@ from engines.adain import StyleCode
 from engines.backends.base import Engine
 from engines.errors import OutputError
 from streamer.frame import Frame, StreamInfo
-from streamer.loop import LoopSettings, NamedStyle, StreamLoop, output_size
+from streamer.loop import StreamLoop
 from streamer.sinks import Sink
+from streamer.stylize import NamedStyle, StylizeStep, output_size
 
 W, H = 32, 24
 STYLE = [NamedStyle("test", StyleCode(torch.zeros(512), torch.ones(512)))]
@@ -88,8 +89,7 @@ class RecordingSink(Sink):
 
 
 def run(source, sinks, engine=None, **settings) -> tuple[StreamLoop, float]:
-    loop = StreamLoop(source, engine or InvertEngine(), STYLE, sinks,
-                      LoopSettings(size=0, progress=False, **settings))
+    loop = StreamLoop(source, StylizeStep(engine or InvertEngine()), STYLE, sinks, progress=False, **settings)
     start = time.monotonic()
     loop.run()
     return loop, time.monotonic() - start
@@ -138,8 +138,7 @@ def test_a_slow_live_stream_gets_one_hint_with_the_measured_time(monkeypatch, ca
 
 def test_interrupt_finishes_what_is_in_flight_closes_the_sinks_and_says_which_signal():
     sink = RecordingSink()
-    loop = StreamLoop(ListSource(500), InvertEngine(delay=0.005), STYLE, [sink],
-                      LoopSettings(size=0, progress=False),
+    loop = StreamLoop(ListSource(500), StylizeStep(InvertEngine(delay=0.005)), STYLE, [sink], progress=False,
                       on_frame=lambda f: f.index == 5 and loop._interrupt(signal.SIGTERM))
     result = loop.run()
     assert result.interrupted and result.signal == signal.SIGTERM

@@ -3,8 +3,8 @@
 import pytest
 
 from engines.errors import InputError, OutputError
-from streamer.images_cmd import plan_outputs
-from streamer.run import plan_conversions
+from streamer.app.images_cmd import plan_outputs
+from streamer.app.run import plan_conversions
 
 
 def touch(path):

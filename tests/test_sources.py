@@ -18,16 +18,13 @@ import numpy as np
 import pytest
 
 from engines.errors import InputError
-from streamer.sources import (
-    CameraSource,
-    ImageFolderSource,
-    LiveCaptureSource,
-    PacedSource,
-    UrlSource,
-    VideoFileSource,
-    open_source,
-    redact_url,
-)
+from streamer.sources import open_source
+from streamer.sources.camera import CameraSource
+from streamer.sources.capture import LiveCaptureSource
+from streamer.sources.image_folder import ImageFolderSource
+from streamer.sources.paced import PacedSource
+from streamer.sources.url import UrlSource, redact_url
+from streamer.sources.video_file import VideoFileSource
 
 
 def one_line_input_error(fn, *args, **kwargs) -> str:

@@ -16,6 +16,7 @@ from engines.decoder import DEFAULT_DECODER, load_decoder, random_decoder
 from engines.errors import ConfigError, StylestreamError
 from engines.graph import StyleGraph
 from engines.vgg import load_encoder
+from streamer.stylize import StylizeStep
 from streamer.temporal import (
     FlowBlender,
     SceneCutDetector,
@@ -26,6 +27,7 @@ from streamer.temporal import (
     blur_torch,
     local_mean_numpy,
     local_mean_torch,
+    needs_reset,
     thumbnail,
     warp_numpy,
     warp_torch,
@@ -87,15 +89,11 @@ def per_frame(engine, style, frame: np.ndarray) -> np.ndarray:
 
 def run(smoother: TemporalSmoother, engine, style, frames: list[np.ndarray], batch: int = 1,
         resets: list[bool] | None = None) -> list[np.ndarray]:
-    """What the stream loop does on the CPU: stylize a batch, download, smooth frame by frame."""
+    """What the stream loop does: the stylize step, batch by batch."""
+    step = StylizeStep(engine, smoother)
     out = []
     for i in range(0, len(frames), batch):
-        chunk = frames[i:i + batch]
-        r = resets[i:i + batch] if resets else None
-        y = smoother.stylize(engine, chunk, engine.upload(chunk), style, 1.0, resets=r)
-        images = engine.download(y)
-        pairs = enumerate(zip(chunk, images, strict=True))
-        out += [smoother.smooth(f, im, reset=bool(r and r[j])) for j, (f, im) in pairs]
+        out += step(frames[i:i + batch], style, 1.0, resets[i:i + batch] if resets else None)
     return out
 
 
@@ -135,11 +133,11 @@ def test_scene_cut_resets_to_the_per_frame_output(engine, style):
 
 
 def test_seek_and_loop_meta_reset(engine, style):
-    assert TemporalSmoother.needs_reset({"seek": True}) and TemporalSmoother.needs_reset({"loop": 1})
-    assert not TemporalSmoother.needs_reset({"style": "x"}) and not TemporalSmoother.needs_reset(None)
+    assert needs_reset({"seek": True}) and needs_reset({"loop": 1})
+    assert not needs_reset({"style": "x"}) and not needs_reset(None)
     base = scene(3)
     frames = [noisy(base, i) for i in range(6)]
-    resets = [TemporalSmoother.needs_reset(m) for m in ({}, {}, {}, {}, {"seek": True}, {})]
+    resets = [needs_reset(m) for m in ({}, {}, {}, {}, {"seek": True}, {})]
     sm = TemporalSmoother()
     out = run(sm, engine, style, frames, batch=3, resets=resets)
     expected = [per_frame(engine, style, f) for f in frames]
@@ -157,8 +155,7 @@ def test_disabling_passes_through_and_reenabling_starts_fresh(engine, style):
     sm = TemporalSmoother()
     run(sm, engine, style, frames[:3])
     sm.enabled = False
-    x = engine.upload(frames[3:])
-    assert torch.equal(sm.stylize(engine, frames[3:], x, style, 1.0), engine.stylize(x, style, 1.0))
+    assert np.array_equal(StylizeStep(engine, sm)(frames[3:], style, 1.0)[0], per_frame(engine, style, frames[3]))
     img = per_frame(engine, style, frames[3])
     assert sm.smooth(frames[3], img) is img
     sm.enabled = True  # the frames in between were not seen: start over
@@ -168,11 +165,14 @@ def test_disabling_passes_through_and_reenabling_starts_fresh(engine, style):
 
 def test_mechanisms_alone(engine, style):
     frames = [noisy(scene(5), i) for i in range(3)]
-    x = engine.upload(frames)
-    flow_only = TemporalSmoother(TemporalSettings(mechanism="flow"))
-    assert torch.equal(flow_only.stylize(engine, frames, x, style, 1.0), engine.stylize(x, style, 1.0))
+    flow_only = StylizeStep(engine, TemporalSmoother(TemporalSettings(mechanism="flow")))
+    before: list[np.ndarray] = []
+    flow_only(frames, style, 1.0, before_flow=before)
+    assert all(np.array_equal(b, per_frame(engine, style, f)) for b, f in zip(before, frames, strict=True))
     stats_only = TemporalSmoother(TemporalSettings(mechanism="stats"))
-    y = engine.download(stats_only.stylize(engine, frames, x, style, 1.0))
+    before.clear()
+    y = StylizeStep(engine, stats_only)(frames, style, 1.0, before_flow=before)
+    assert all(np.array_equal(a, b) for a, b in zip(y, before, strict=True))  # no flow blending
     assert all(stats_only.smooth(f, im) is im for f, im in zip(frames, y, strict=False))
     off = TemporalSmoother(TemporalSettings(mechanism="off"))
     assert not off.enabled
@@ -181,7 +181,7 @@ def test_mechanisms_alone(engine, style):
 
 
 def test_the_flow_is_computed_once_per_frame_in_stylize(engine, style, monkeypatch):
-    """stylize() computes the batch's flow (on a GPU: while the network runs); smooth() uses it."""
+    """The step has the smoother compute the batch's flow (on a GPU: while the network runs); smooth() uses it."""
     frames = [noisy(scene(6), i) for i in range(6)]
     sm = TemporalSmoother()
     calls = []
@@ -189,8 +189,10 @@ def test_the_flow_is_computed_once_per_frame_in_stylize(engine, style, monkeypat
     monkeypatch.setattr(sm.flow, "estimate", lambda a, b: calls.append(1) or real(a, b))
     run(sm, engine, style, frames, batch=3)
     assert len(calls) == 5  # not for the first frame, once for each other, across the batch boundary
-    # a frame the caller dropped between stylize() and smooth(): the flow is recomputed, not misused
-    y = engine.download(sm.stylize(engine, frames[:2], engine.upload(frames[:2]), style, 1.0))
+    # a frame the caller dropped between see() and smooth(): the flow is recomputed, not misused
+    sm.see(frames[:2])
+    sm.estimate_flow()
+    y = [per_frame(engine, style, f) for f in frames[:2]]
     calls.clear()
     sm.smooth(frames[1], y[1])
     assert len(calls) == 1 and sm.flow.last_mask_mean > 0.5
@@ -236,7 +238,7 @@ def test_stats_ema_averages_noise_follows_changes_and_runs_sequentially_over_a_b
     assert torch.allclose(m[0], true_m * (0.8 + 0.2 * 1.2))
     cuts = [False] * 8
     cuts[5] = True
-    m, _ = StatSmoother(0.8).update(meas_m[:8], meas_s[:8], cuts)
+    m, _ = StatSmoother(0.8, 0.02).update(meas_m[:8], meas_s[:8], cuts)
     assert torch.equal(m[5], meas_m[5]) and not torch.equal(m[4], meas_m[4])
 
 
@@ -255,9 +257,11 @@ def test_occluded_region_keeps_the_current_output():
     far = np.ones((H, W), bool)
     far[y0 - 12:y0 + s + 12, x0 - 12:x0 + s + 12] = False
     far[:4], far[-4:], far[:, :4], far[:, -4:] = False, False, False, False
-    for fb in (FlowBlender(), FlowBlender(blend=0.7, blend_coarse=0.7, detail_sigma=0)):
-        fb(fb.thumbnail(bg), prev_out)
-        out = fb(fb.thumbnail(with_square), cur_out)
+    old = {"flow_size": 320, "flow_tolerance": 2.0}  # the blender's settings when this test was written
+    for fb in (FlowBlender(TemporalSettings(flow_blend=0.7, flow_blend_coarse=0.7, **old)),
+               FlowBlender(TemporalSettings(flow_blend=0.7, flow_blend_coarse=0.7, detail_sigma=0, **old))):
+        fb(thumbnail(bg, fb.flow_size), prev_out)
+        out = fb(thumbnail(with_square, fb.flow_size), cur_out)
         assert np.array_equal(out[inside], cur_out[inside])  # not blended, not altered
         assert np.abs(out[far].astype(np.int16) - cur_out[far]).mean() > 20  # but blended elsewhere
     # the plain blend (no coarse band, no contrast restoration) is exactly b*prev + (1-b)*cur
@@ -272,7 +276,8 @@ def test_blending_keeps_the_local_contrast():
     prev_out, cur_out = texture(1), texture(2)
     results = {}
     for sigma in (0.0, 1.5):
-        fb = FlowBlender(blend=0.7, blend_coarse=0.9, detail_sigma=sigma)
+        fb = FlowBlender(TemporalSettings(flow_blend=0.7, flow_blend_coarse=0.9, detail_sigma=sigma, flow_size=320,
+                                          flow_tolerance=2.0))
         fb(bg, prev_out)
         results[sigma] = fb(noisy(bg, 1), cur_out)
     e_cur = detail_energy(cur_out)
@@ -385,14 +390,14 @@ def test_settings_are_validated_with_a_message():
                 {"cut_threshold": 0}, {"flow_preset": "slowest"}, {"photo_threshold": 0},
                 {"contrast_sigma": 0.5}):
         with pytest.raises(ConfigError) as e:
-            TemporalSettings(**bad)
+            TemporalSettings.checked(**bad)
         assert isinstance(e.value, StylestreamError) and "\n" not in str(e.value)
 
 
-def test_settings_take_the_config_section():
-    from streamer.config import TemporalConfig
+def test_settings_are_the_config_section():
+    from streamer.app.config import load_config
 
-    cfg = TemporalConfig()
-    s = TemporalSettings(**cfg.model_dump())
+    s = load_config(None).temporal
     assert s == TemporalSettings()  # one set of defaults: the config's are the smoother's
     assert TemporalSmoother(s).enabled
+    assert FlowBlender().blend == s.flow_blend and FlowBlender().fb_tolerance == s.flow_tolerance

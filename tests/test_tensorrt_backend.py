@@ -151,7 +151,7 @@ def test_without_tensorrt_or_gpu_the_engine_is_unavailable(cache):
 
 @pytest.mark.skipif(_trt_usable(), reason="checks the error on a machine without TensorRT or a GPU")
 def test_build_engine_command_fails_in_one_line(cache):
-    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "build-engine", "-r", "640x360"],
+    proc = subprocess.run([sys.executable, "-m", "streamer.app.cli", "build-engine", "-r", "640x360"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "TensorRT" in proc.stderr and "Traceback" not in proc.stderr

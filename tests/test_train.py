@@ -155,7 +155,7 @@ def test_bad_inputs_are_clear_errors(dataset, tmp_path):
 
 
 def test_cli_train_reports_errors_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", "from streamer.cli import main; main()", "train",
+    proc = subprocess.run([sys.executable, "-c", "from streamer.app.cli import main; main()", "train",
                            "--content", str(tmp_path / "nope"), "--style", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2

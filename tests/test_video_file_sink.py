@@ -20,7 +20,7 @@ from engines.errors import OutputError
 from streamer.frame import Frame, StreamInfo
 from streamer.sinks import Sink
 from streamer.sinks.video_file import VideoFileSink, describe_os_error, partial_path
-from streamer.sources import VideoFileSource
+from streamer.sources.video_file import VideoFileSource
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,7 +157,7 @@ def test_closing_without_frames_writes_nothing(tmp_path, caplog):
 def test_odd_sizes_are_padded_to_even(tmp_path, caplog, frame_marker, draw_frame):
     info = StreamInfo(width=127, height=95, fps=25.0)
     sink = VideoFileSink(tmp_path / "odd.mp4", audio=False)
-    with caplog.at_level(logging.INFO, logger="streamer.sinks.video_file"):
+    with caplog.at_level(logging.INFO, logger="streamer.sinks"):
         sink.open(info)
     for i in range(10):
         sink.write(Frame(i, None, i / 25, 0.0, draw_frame(i, 128, 96)[:95, :127].copy()))
@@ -192,7 +192,7 @@ def test_live_frames_without_pts_use_their_times_from_zero(tmp_path):
 
 def test_pcm_audio_that_mp4_players_cannot_take_is_transcoded_to_aac(make_video, tmp_path, caplog):
     src = make_video("in.mkv", frames=25, audio_codec="pcm_s16le")
-    with caplog.at_level(logging.INFO, logger="streamer.sinks.video_file"):
+    with caplog.at_level(logging.INFO, logger="streamer.sinks"):
         convert(src, tmp_path / "out.mp4")
     got = probe(tmp_path / "out.mp4")
     assert got["audio_codec"] == "aac"

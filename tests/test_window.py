@@ -21,7 +21,8 @@ from engines.errors import OutputError
 from engines.images import load_image
 from streamer.controls import LiveControls
 from streamer.frame import Frame, StreamInfo
-from streamer.sinks.window import NO_DISPLAY, WindowSink, highgui_call, x_display_reachable
+from streamer.sinks.display import NO_DISPLAY, x_display_reachable
+from streamer.sinks.window import WindowSink, highgui_call
 
 W, H = 160, 120  # Qt gives tiny windows a minimum size (64 x 48 shows as 68 x 51)
 INFO = StreamInfo(W, H, 30.0, live=True, name="test")

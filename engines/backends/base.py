@@ -1,4 +1,4 @@
-"""What every backend provides (the `Engine` of DESIGN.md), and the frame <-> tensor boundary.
+"""What every backend provides (the `Engine` of docs/design.md), and the frame <-> tensor boundary.
 
 Frames come from OpenCV as H x W x 3 uint8 BGR; the network wants N x 3 x H x W RGB in
 [0, 1]. The conversion happens once, here, after the upload (on the GPU where there is one),

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from engines.backends.exported import ExportedGraphEngine
+from engines.backends.registry import import_runtime
 from engines.devices import resolve_device
 from engines.errors import BackendUnavailable, ConfigError
 from engines.export import DEFAULT_OPSET, OUTPUTS, cache_dir, cached_export, feat_hw, tensor_dtype
@@ -32,12 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def import_ort():
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise BackendUnavailable(f"onnxruntime is not installed ({e}): pip install onnxruntime "
-                                 "(or onnxruntime-gpu for CUDA)") from None
-    return onnxruntime
+    return import_runtime("onnxruntime", "onnxruntime", "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
 
 
 def physical_cores() -> int:

@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from engines.backends.base import Engine
+from engines.errors import BackendUnavailable
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class Backend:
         """(the options this backend takes, the names of those it does not)."""
         return ({k: v for k, v in options.items() if k in self.options},
                 sorted(k for k in options if k not in self.options))
+
+
+def import_runtime(module: str, label: str, hint: str):
+    """Import a backend's runtime library, or BackendUnavailable saying how to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(f"{label} is not installed ({e}): {hint}") from None
 
 
 REGISTRY: dict[str, Backend] = {}

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from engines.backends.exported import ExportedGraphEngine
+from engines.backends.registry import import_runtime
 from engines.backends.tensorrt_profile import (
     DEFAULT_MAX_BATCH,
     DEFAULT_RESOLUTIONS,
@@ -64,11 +65,8 @@ log = logging.getLogger(__name__)
 
 
 def import_trt():
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise BackendUnavailable(f"TensorRT is not installed ({e}): pip install 'stylestream[tensorrt]' on a "
-                                 "machine with an NVIDIA GPU, or use --backend torch") from None
+    trt = import_runtime("tensorrt", "TensorRT", "pip install 'stylestream[tensorrt]' on a machine with an "
+                         "NVIDIA GPU, or use --backend torch")
     if not hasattr(trt, "Builder"):  # the registry's stub packages import but are empty
         raise BackendUnavailable("The installed 'tensorrt' package is a stub without the library; "
                                  "install NVIDIA's tensorrt wheel, or use --backend torch")

@@ -14,10 +14,7 @@ macOS wants its GUI on the main thread, which a stream loop's sink thread is not
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,12 +30,12 @@ from engines.errors import OutputError
 from engines.images import save_image
 from streamer.controls import HELP, LiveControls
 from streamer.frame import Frame, StreamInfo
-from streamer.hud import HudStats, draw_hud, side_by_side
 from streamer.sinks import Sink
+from streamer.sinks.display import NO_DISPLAY, check_display
+from streamer.sinks.hud import HudStats, draw_hud, side_by_side
 
 log = logging.getLogger(__name__)
 
-NO_DISPLAY = "No display for the preview window: run with --no-window or use --mjpeg/--vcam"
 _WINDOW_FLAGS = cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL  # follows the frame size (side-by-side too)
 _MESSAGE_SECONDS = 2.0  # how long the last hotkey's effect stays in the HUD
 _IDLE_POLL = 0.02       # seconds between key/close polls while no frame comes
@@ -270,56 +267,6 @@ class WindowSink(Sink):
         self.screenshots.append(path)
         log.info("screenshot saved: %s", path)
         self._message = (f"saved {path.name}", time.monotonic() + _MESSAGE_SECONDS)
-
-
-def check_display() -> None:
-    """OutputError when there is no display to open a window on.
-
-    On X11 systems this must be checked before the first highgui call: OpenCV's Qt backend aborts the
-    whole process (no Python exception) when it cannot connect to the display.
-    """
-    if sys.platform in ("win32", "darwin"):
-        return
-    display = os.environ.get("DISPLAY", "")
-    if not display:
-        raise OutputError(NO_DISPLAY)
-    if not x_display_reachable(display):
-        raise OutputError(f"{NO_DISPLAY} (cannot connect to DISPLAY={display})")
-    _quiet_qt_fonts()
-
-
-def x_display_reachable(display: str, timeout: float = 1.0) -> bool:
-    """Whether an X server answers at `display` ("[host]:N[.S]"): a socket connect, nothing more."""
-    host, _, rest = display.rpartition(":")
-    number = rest.split(".", 1)[0]
-    if not number.isdigit():
-        return False
-    if host.startswith("/"):  # a socket path, e.g. XQuartz launchd sockets
-        return _connect(socket.AF_UNIX, f"{host}:{number}", timeout)
-    if host in ("", "unix"):
-        path = f"/tmp/.X11-unix/X{number}"
-        return _connect(socket.AF_UNIX, path, timeout) or _connect(socket.AF_UNIX, "\0" + path, timeout)
-    return _connect(socket.AF_INET, (host, 6000 + int(number)), timeout)
-
-
-def _connect(family: int, address, timeout: float) -> bool:
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(address)
-        return True
-    except OSError:
-        return False
-
-
-def _quiet_qt_fonts() -> None:
-    # opencv-python's Qt ships no fonts and warns about it on every start; point it at the system's
-    if "QT_QPA_FONTDIR" in os.environ or (Path(cv2.__file__).parent / "qt" / "fonts").is_dir():
-        return
-    for folder in ("/usr/share/fonts/truetype", "/usr/share/fonts"):
-        if Path(folder).is_dir():
-            os.environ["QT_QPA_FONTDIR"] = folder
-            return
 
 
 def _last_line(e: Exception) -> str:

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
-from streamer.config import load_config
-from streamer.democlip import write_demo_clip
+from streamer.app.config import load_config
+from streamer.app.democlip import write_demo_clip
 
 log = logging.getLogger(__name__)
 DEMO_STYLES = ["starry-night"]
@@ -24,7 +24,7 @@ DEMO_CLIP = {"cpu": {"seconds": 2.0, "fps": 12, "width": 256, "height": 144},
 def run_demo(folder: Path, styles: list[str] | None = None, device: str | None = None,
              config: Path | None = None) -> Path:
     """The demo; a config (-c) may set the engine, style and smoothing, the clip stays built in."""
-    from streamer.run import build_engine, build_styles, convert_one, interrupted
+    from streamer.app.run import build_engine, build_styles, convert_one, interrupted
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

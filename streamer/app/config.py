@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engines.errors import ConfigError
+from streamer.temporal.settings import TemporalSettings
 
 
 class Strict(BaseModel):
@@ -27,25 +28,6 @@ class EngineConfig(Strict):
     batch: int = Field(default=0, ge=0, le=64)   # frames per engine call for files; 0 = pick for the device
     cuda_graphs: bool = True
     compile: bool = False
-
-
-class TemporalConfig(Strict):
-    """Temporal smoothing (streamer.temporal.TemporalSettings: the meaning of each key and how the
-    defaults were measured)."""
-
-    enabled: bool = True
-    mechanism: Literal["both", "stats", "flow", "off"] = "both"
-    stat_momentum: float = Field(default=0.8, ge=0, lt=1)
-    stat_noise: float = Field(default=0.02, ge=0)
-    flow_blend: float = Field(default=0.6, ge=0, le=1)
-    flow_blend_coarse: float = Field(default=0.9, ge=0, le=1)
-    detail_sigma: float = Field(default=1.5, ge=0, le=16)
-    contrast_sigma: float = Field(default=12.0, ge=1, le=64)
-    flow_size: int = Field(default=240, ge=32, le=4096)
-    flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
-    flow_tolerance: float = Field(default=8.0, gt=0)
-    photo_threshold: float = Field(default=0.08, gt=0, le=1)
-    cut_threshold: float = Field(default=0.35, gt=0)
 
 
 class VideoOutputConfig(Strict):
@@ -89,7 +71,7 @@ class StreamConfig(Strict):
     max_pixels: int = Field(default=50_000_000, gt=0)
     stats: bool = False                # one JSON line per second on stdout
     engine: EngineConfig = Field(default_factory=EngineConfig)
-    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)  # its defaults: streamer.temporal.settings
     video: VideoOutputConfig = Field(default_factory=VideoOutputConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
 

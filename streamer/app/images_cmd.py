@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engines.adain import StyleCode, blend_styles
 from engines.backends.torch_backend import TorchEngine
@@ -21,8 +20,9 @@ from engines.images import (
     to_tensor,
 )
 from engines.presets import resolve_style
+from engines.progress import progress_bar
 from engines.still import stylize_still
-from streamer.paths import pair_outputs
+from streamer.app.paths import pair_outputs
 
 
 @dataclass
@@ -70,7 +70,7 @@ def run_image_job(job: ImageJob) -> list[Path]:
     codes = [resolve_style(s, engine.encode_style, job.style_size, job.max_pixels) for s in job.styles]
     style, outside = _combine(codes, job)
     written = []
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("stylizing", total=len(pairs))
         for src, dst in pairs:
             content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size)
@@ -98,10 +98,6 @@ def _load_mask(path: Path, hw: tuple[int, int], max_pixels: int) -> torch.Tensor
     return torch.nn.functional.interpolate(m, size=tuple(hw), mode="bilinear", align_corners=False)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-
-
 def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]]) -> list[Path]:
     from engines.gatys import gatys_transfer
     from engines.vgg import load_encoder
@@ -115,7 +111,7 @@ def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]]) -> list[Path]:
     encoder = load_encoder().to(device)
     style = load_image_tensor(style_path, job.style_size, job.max_pixels).to(device)
     written = []
-    with _progress() as bar:
+    with progress_bar() as bar:
         for src, dst in pairs:
             content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size).to(device)
             task = bar.add_task(f"{src.name} (gatys, {job.optimizer})", total=job.steps)

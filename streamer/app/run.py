@@ -11,10 +11,12 @@ from engines.backends import create_engine
 from engines.backends.base import Engine
 from engines.errors import InputError, OutputError, StylestreamError
 from engines.presets import resolve_style
-from streamer.config import StreamConfig
-from streamer.loop import LoopSettings, NamedStyle, RunResult, StreamLoop
-from streamer.paths import pair_outputs
-from streamer.sources import URL_SCHEMES, redact_url
+from streamer.app.config import StreamConfig
+from streamer.app.paths import pair_outputs
+from streamer.loop import RunResult, StreamLoop
+from streamer.sources import URL_SCHEMES
+from streamer.sources.url import redact_url
+from streamer.stylize import NamedStyle, StylizeStep, output_size
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".flv", ".wmv"}
@@ -56,22 +58,21 @@ def build_styles(cfg: StreamConfig, engine: Engine) -> list[NamedStyle]:
 
 
 def build_smoother(cfg: StreamConfig):
-    t = cfg.temporal
-    if not t.enabled or t.mechanism == "off":
+    if not cfg.temporal.active:
         return None
-    from streamer.temporal import TemporalSettings, TemporalSmoother
+    from streamer.temporal import TemporalSmoother
 
-    return TemporalSmoother(TemporalSettings(**t.model_dump()))
-
-
-def _batch(cfg: StreamConfig, engine: Engine) -> int:
-    return cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
+    return TemporalSmoother(cfg.temporal)
 
 
-def _settings(cfg: StreamConfig, engine: Engine, live: bool) -> LoopSettings:
-    return LoopSettings(size=cfg.size, batch=1 if live else _batch(cfg, engine),
-                        preserve_color=cfg.preserve_color, alpha=cfg.alpha, stats=cfg.stats,
-                        progress=not live)
+def build_loop(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], source, sinks: list, smoother=None,
+               controls=None) -> StreamLoop:
+    """The stylize step (at the configured size) and the loop around it, for `source`."""
+    info = source.info
+    step = StylizeStep(engine, smoother, output_size(info.width, info.height, cfg.size), cfg.preserve_color)
+    batch = 1 if info.live else cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
+    return StreamLoop(source, step, styles, sinks, batch=batch, alpha=cfg.alpha, stats=cfg.stats,
+                      progress=not info.live, controls=controls)
 
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -94,7 +95,7 @@ def _video_sink(cfg: StreamConfig, dst: Path, audio: bool):
 
 def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None:
     """Every input a readable video and every output name usable: before the engine loads or a frame is written."""
-    from streamer.sources import VideoFileSource
+    from streamer.sources.video_file import VideoFileSource
 
     for src, dst in pairs:
         VideoFileSource(src)  # probes: InputError for an empty, corrupt, truncated or non-video file
@@ -102,11 +103,11 @@ def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None
 
 
 def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
-    from streamer.sources import VideoFileSource
+    from streamer.sources.video_file import VideoFileSource
 
     with VideoFileSource(src, strict=True) as source:
         sink = _video_sink(cfg, dst, audio=cfg.video.audio)
-        loop = StreamLoop(source, engine, styles, [sink], _settings(cfg, engine, live=False), build_smoother(cfg))
+        loop = build_loop(cfg, engine, styles, source, [sink], build_smoother(cfg))
         result = loop.run()
     log.info("%s: %d frames in %.1f s (%.2f fps)%s", dst, result.frames_out, result.seconds, result.fps,
              " - interrupted, the file holds the frames so far" if result.interrupted else "")
@@ -143,7 +144,7 @@ def run_live(cfg: StreamConfig) -> RunResult:
     if not lc.window and lc.mjpeg is None and lc.vcam is None and lc.record is None:
         raise OutputError("live needs an output: the preview window, --vcam, --mjpeg PORT or --record FILE")
     if lc.window:
-        from streamer.sinks.window import check_display
+        from streamer.sinks.display import check_display
 
         check_display()
     source = open_source(lc.source, live=True, loop=lc.loop, width=lc.camera_width, height=lc.camera_height,
@@ -154,7 +155,7 @@ def run_live(cfg: StreamConfig) -> RunResult:
         smoother = build_smoother(cfg)
         controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
         sinks = _live_sinks(cfg, engine, controls, source)
-        loop = StreamLoop(source, engine, styles, sinks, _settings(cfg, engine, live=True), smoother, controls)
+        loop = build_loop(cfg, engine, styles, source, sinks, smoother, controls)
         return loop.run()
 
 
@@ -180,3 +181,29 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
     if lc.record is not None:
         sinks.append(_video_sink(cfg, lc.record, audio=False))
     return sinks
+
+
+def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
+    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip (the demo clip).
+
+    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size.
+    """
+    from engines.bench import parse_resolutions, random_style
+    from streamer.app.democlip import render_frame, write_demo_clip
+
+    ((h, w),) = parse_resolutions(clip_size)
+    h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
+    clip = write_demo_clip(folder / f"clip-{w}x{h}.mp4", seconds=seconds, width=w, height=h)
+    cfg = StreamConfig(size=0, video={"overwrite": True})
+    style = random_style()
+
+    def hook(engine, name: str) -> dict:
+        # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
+        feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
+        engine.decode(feat, mean, std, style, 1.0, (h, w))
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
+        return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
+                            "fps": round(result.fps, 2),
+                            "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
+
+    return hook

@@ -67,6 +67,16 @@ def _overrides(**kw) -> dict:
     return out
 
 
+def _stream_overrides(style=None, style_weights=None, alpha=None, preserve_color=None, size=None, smooth=None,
+                      backend=None, device=None, decoder=None, stats: bool = False, **dotted) -> dict:
+    """The options image, convert and live share, plus command-specific ones given as dotted keys
+    ("video.crf"), as the nested overrides load_config takes."""
+    return _overrides(
+        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
+        size=size, stats=stats or None, **{"temporal.enabled": smooth, "engine.backend": backend,
+                                           "engine.device": device, "engine.decoder": decoder, **dotted})
+
+
 @app.command()
 def image(
     inputs: Annotated[list[Path], typer.Argument(help="image files or folders")],
@@ -83,16 +93,15 @@ def image(
     device: DeviceOpt = None, decoder: DecoderOpt = None, verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
-    from streamer.config import load_config
-    from streamer.images_cmd import ImageJob, run_image_job
+    from streamer.app.config import load_config
+    from streamer.app.images_cmd import ImageJob, run_image_job
 
     _setup_logging(verbose)
     if method not in ("adain", "gatys") or optimizer not in ("lbfgs", "adam"):
         raise typer.BadParameter("--method is adain or gatys; --optimizer is lbfgs or adam")
     # The config's style settings and engine device/decoder apply here too; options override them.
-    cfg = load_config(config, _overrides(
-        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
-        **{"engine.device": device, "engine.decoder": decoder}))
+    cfg = load_config(config, _stream_overrides(style, style_weights, alpha, preserve_color, device=device,
+                                                decoder=decoder))
     job = ImageJob(inputs=inputs, output=output, styles=cfg.styles, style_weights=cfg.style_weights,
                    alpha=cfg.alpha, preserve_color=cfg.preserve_color, mask=mask, size=size, style_size=style_size,
                    max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=cfg.engine.device,
@@ -117,16 +126,14 @@ def convert(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Convert video files (every frame, in order, audio copied)."""
-    from streamer.config import load_config
-    from streamer.run import run_convert
+    from streamer.app.config import load_config
+    from streamer.app.run import run_convert
 
     _setup_logging(verbose)
-    cfg = load_config(config, _overrides(
-        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
-        size=size, stats=stats or None, **{
-            "temporal.enabled": smooth, "engine.backend": backend, "engine.device": device,
-            "engine.decoder": decoder, "engine.batch": batch, "video.codec": codec, "video.crf": crf,
-            "video.preset": preset, "video.audio": audio, "video.overwrite": overwrite}))
+    cfg = load_config(config, _stream_overrides(
+        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, **{
+            "engine.batch": batch, "video.codec": codec, "video.crf": crf, "video.preset": preset,
+            "video.audio": audio, "video.overwrite": overwrite}))
     for path in run_convert(cfg, inputs, output):
         err.print(f"wrote {path}", soft_wrap=True)
 
@@ -146,16 +153,13 @@ def live(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Stylize a live source (webcam, stream, or a file played as a camera)."""
-    from streamer.config import load_config
-    from streamer.run import run_live
+    from streamer.app.config import load_config
+    from streamer.app.run import run_live
 
     _setup_logging(verbose)
-    over = _overrides(
-        styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
-        size=size, stats=stats or None, **{
-            "temporal.enabled": smooth, "engine.backend": backend, "engine.device": device,
-            "engine.decoder": decoder, "live.source": source, "live.window": window, "live.record": record,
-            "live.loop": loop})
+    over = _stream_overrides(
+        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, **{
+            "live.source": source, "live.window": window, "live.record": record, "live.loop": loop})
     if vcam:
         over.setdefault("live", {})["vcam"] = {}
     if mjpeg is not None or host is not None:
@@ -170,7 +174,7 @@ def demo(
     config: ConfigOpt = None, style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
 ):
     """Convert a built-in clip with a built-in style: no camera or files needed."""
-    from streamer.demo import run_demo
+    from streamer.app.demo import run_demo
 
     _setup_logging(verbose)
     out = run_demo(output, styles=style, device=device, config=config)
@@ -189,35 +193,6 @@ def styles():
         table.add_row(name, load_preset(name).meta.get("work", ""))
     Console().print(table)
     err.print("Any image file also works as a style: --style path/to/painting.jpg")
-
-
-def _convert_hook(clip_size: str, seconds: float, folder: Path):
-    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip (the demo clip).
-
-    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size.
-    """
-    from engines.bench import parse_resolutions, random_style
-    from streamer.config import StreamConfig
-    from streamer.democlip import render_frame, write_demo_clip
-    from streamer.loop import NamedStyle
-    from streamer.run import convert_one
-
-    ((h, w),) = parse_resolutions(clip_size)
-    h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
-    clip = write_demo_clip(folder / f"clip-{w}x{h}.mp4", seconds=seconds, width=w, height=h)
-    cfg = StreamConfig(size=0, video={"overwrite": True})
-    style = random_style()
-
-    def hook(engine, name: str) -> dict:
-        # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
-        feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
-        engine.decode(feat, mean, std, style, 1.0, (h, w))
-        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
-        return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
-                            "fps": round(result.fps, 2),
-                            "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
-
-    return hook
 
 
 @app.command()
@@ -239,13 +214,15 @@ def bench(
     clip: Annotated[str, typer.Option(help="size of the generated clip, WIDTHxHEIGHT")] = "640x360",
     clip_seconds: Annotated[float, typer.Option(min=0.1, max=60, help="length of the clip (24 fps)")] = 2.0,
     out: Annotated[Path | None, typer.Option("--out", "-o",
-                   help="JSON file (default: benchmarks/results/speed-<host>-<date>.json in a checkout)")] = None,
+                   help="JSON file (default: speed-<host>-<date>.json in the current folder)")] = None,
     verbose: VerboseOpt = False,
 ):
     """Time every available backend (ms/frame, fps, peak memory) and `convert` end to end: table + JSON."""
     import tempfile
 
-    from engines.bench import BenchSettings, bench_options, parse_resolutions, print_table, run_bench, write_result
+    from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench
+    from engines.bench_output import print_table, write_result
+    from streamer.app.run import convert_timing_hook
 
     _setup_logging(verbose)
     settings = BenchSettings(
@@ -254,7 +231,7 @@ def bench(
         warmup=warmup, iters=iters, skip_1080p=skip_1080p, decoder=str(decoder) if decoder else None,
         options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads))
     with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
-        hooks = [_convert_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
+        hooks = [convert_timing_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
         result = run_bench(settings, hooks)
     path = write_result(result, out)
     print_table(result)

@@ -1,0 +1,95 @@
+"""The stylize step: input frames in, stylized frames out, whatever the device and smoothing mechanism.
+
+The one place where the network and the temporal smoother meet; the stream loop (streamer.loop) and
+the benchmarks (benchmarks/flicker.py) both call it. For a batch of consecutive BGR uint8 frames:
+
+    upload (one transfer) -> resize on the device -> network -> [preserve colour] -> flow blending -> download
+
+With smoothing, the network runs in its two halves (engine.encode, engine.decode) when the statistics
+EMA is on, and the smoother's CPU work is done while the device computes: thumbnails and cuts after the
+encoder is queued, the flow after the decoder is queued. Flow blending runs where the stylized frames
+are: on a GPU before the download (on the device), on a CPU after it (OpenCV on uint8 images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.adain import StyleCode, preserve_color
+from engines.backends.base import Engine
+from streamer.temporal import TemporalSmoother
+
+
+@dataclass
+class NamedStyle:
+    name: str
+    code: StyleCode
+
+
+def output_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(w, h) the network works at: shorter side `size` if the input is larger, even numbers."""
+    k = min(1.0, size / min(width, height)) if size else 1.0
+    return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
+
+
+class StylizeStep:
+    """`step(frames, style, alpha)` -> the stylized frames (BGR uint8, `out_size` or the input size).
+
+    Called from one thread (the loop's main thread), one batch at a time, frames in stream order.
+    `smoother` None (or disabled) stylizes each frame on its own.
+    """
+
+    def __init__(self, engine: Engine, smoother: TemporalSmoother | None = None,
+                 out_size: tuple[int, int] | None = None, preserve_color: bool = False):
+        self.engine = engine
+        self.smoother = smoother
+        self.out_size = out_size  # (width, height) the network works at; None: as the frames come
+        self.preserve_color = preserve_color
+
+    @property
+    def smoothing(self) -> bool:
+        return self.smoother is not None and self.smoother.enabled
+
+    def __call__(self, frames: Sequence[np.ndarray], style: StyleCode, alpha: float,
+                 resets: Sequence[bool] | None = None, before_flow: list | None = None) -> list[np.ndarray]:
+        """Stylize a batch of consecutive frames (same size). `resets[i]` restarts the smoothing at frame
+        i (temporal.needs_reset(frame.meta)). `before_flow`, if a list, gets the frames as they were
+        before flow blending (the benchmarks compare the two)."""
+        engine, smoother = self.engine, self.smoother if self.smoothing else None
+        x = self._upload(frames)
+        if smoother is None:
+            y = engine.stylize(x, style, alpha)
+        elif smoother.uses_stats:
+            feat, mean, std = engine.encode(x)  # queued on a GPU: the CPU work below overlaps it
+            smoother.see(frames, resets, x.device)
+            mean, std = smoother.smooth_stats(mean, std)
+            y = engine.decode(feat, mean, std, style, alpha, tuple(x.shape[-2:]))
+        else:
+            y = engine.stylize(x, style, alpha)
+            smoother.see(frames, resets, x.device)
+        if smoother is not None:
+            smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
+        if self.preserve_color:
+            y = preserve_color(y.float(), x.float())
+        if before_flow is not None:
+            before_flow += engine.download(y)
+        if smoother is None:
+            return engine.download(y)
+        if y.device.type == "cuda":  # warp on the device, before the download
+            y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
+            return engine.download(y)
+        return [smoother.smooth(f, im) for f, im in zip(frames, engine.download(y), strict=True)]
+
+    def _upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """One upload of the batch, then the resize to `out_size` on the device."""
+        x = self.engine.upload(list(frames))
+        if self.out_size is not None and x.shape[-2:] != (self.out_size[1], self.out_size[0]):
+            w, h = self.out_size
+            x = F.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False,
+                              antialias=True).clamp_(0, 1).to(x.dtype)
+        return x
