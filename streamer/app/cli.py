@@ -212,6 +212,7 @@ def bench(
     iters: Annotated[int | None, typer.Option(min=1, help="timed runs (default 20 on CUDA, 3 on CPU)")] = None,
     skip_1080p: Annotated[bool, typer.Option("--skip-1080p", help="leave out 1920x1080 (slow on a CPU)")] = False,
     decoder: Annotated[Path | None, typer.Option(help="decoder weights to time (default: random, same speed)")] = None,
+    models: Annotated[str, typer.Option("--model", help="comma-separated: full,lite (side by side)")] = "full,lite",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: physical cores)")] = None,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="torch backend on CUDA")] = True,
     with_convert: Annotated[bool, typer.Option("--convert/--no-convert",
@@ -234,6 +235,7 @@ def bench(
         backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
         device=device or "auto", precision=precision, resolutions=parse_resolutions(resolutions), batch=batch,
         warmup=warmup, iters=iters, skip_1080p=skip_1080p, decoder=str(decoder) if decoder else None,
+        models=[m.strip() for m in models.split(",") if m.strip()],
         options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads))
     with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
         hooks = [convert_timing_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
@@ -251,6 +253,7 @@ def build_engine_command(
     precision: Annotated[str, typer.Option(help="fp16 or fp32")] = "fp16",
     device: Annotated[str, typer.Option(help="cuda or cuda:N")] = "cuda",
     decoder: DecoderOpt = None,
+    model: Annotated[str, typer.Option("--model", help="full or lite: the network to build engines for")] = "full",
     force: Annotated[bool, typer.Option("--force", help="rebuild even when a cached engine fits")] = False,
     workspace: Annotated[float, typer.Option(min=0.25, help="TensorRT builder workspace, GiB")] = 4.0,
     verbose: VerboseOpt = False,
@@ -262,7 +265,7 @@ def build_engine_command(
     _setup_logging(verbose)
     resolutions = [parse_resolution(r) for r in resolution] if resolution else DEFAULT_RESOLUTIONS
     for path in prebuild_engines(decoder, resolutions, max_batch or DEFAULT_MAX_BATCH, precision, device, force=force,
-                             workspace_gib=workspace):
+                                 workspace_gib=workspace, model=model):
         err.print(f"engine {path}", soft_wrap=True)
 
 

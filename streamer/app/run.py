@@ -204,7 +204,8 @@ def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
         # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
         feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
         engine.decode(feat, mean, std, style, 1.0, (h, w))
-        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
+        out = folder / f"out-{engine.model}-{name}.mp4"
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, out)
         return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
                             "fps": round(result.fps, 2),
                             "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
