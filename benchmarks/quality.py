@@ -1,10 +1,14 @@
-"""Decoder quality on ../shared/data/dev: 8 content x 8 style images at alpha 0.25, 0.5 and 1.
+"""Quality of the networks on ../shared/data/dev: 8 content x 8 style images at alpha 0.25, 0.5 and 1.
 
-Prints per-pair content and style loss (the paper's definitions, on the normalised VGG) and their
-means, writes a contact sheet PNG per alpha (rows: content images, columns: styles; the first row
-shows the styles, the first column the photos) and a JSON with the machine beside the numbers.
+Every model given (`--models full,lite`) runs on the same pairs in one run, so the numbers sit side
+by side. Per pair and model: content loss and style loss (the paper's definitions, on the normalised
+VGG; the same targets for both models) and the grid energy (benchmarks/metrics.py: periodic 2/4/8 px
+patterns in the content's flat areas; the input photos themselves are measured too, as the floor).
+Writes one contact sheet PNG per alpha (the styles along the top; per photo one row per model, in
+the order given, so the lite row sits under the full one) and a JSON with the machine beside the numbers.
 
-    python benchmarks/quality.py [--data ../shared/data/dev] [--size 256] [--decoder PATH] [--device auto]
+    python benchmarks/quality.py [--models full,lite] [--data ../shared/data/dev] [--size 256]
+                                 [--decoder PATH] [--lite PATH] [--device auto] [--out DIR]
 
 Look at the sheets yourself: content recognisable at alpha=1, the painting's textures, no
 checkerboard, no colour blotches, no dead borders.
@@ -19,116 +23,137 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+from torchvision.utils import make_grid, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from metrics import grid_energy  # noqa: E402
 
 from engines.adain import adain, blend_alpha, mean_std  # noqa: E402
 from engines.backends.base import STYLE_SIZE  # noqa: E402
-from engines.decoder import DEFAULT_DECODER, load_decoder, read_manifest  # noqa: E402
-from engines.graph import StyleGraph  # noqa: E402
+from engines.decoder import DEFAULT_DECODER, read_manifest  # noqa: E402
+from engines.graph import load_graph  # noqa: E402
 from engines.images import list_images, load_image_tensor, to_uint8  # noqa: E402
+from engines.lite.weights import DEFAULT_LITE  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
 from engines.vgg import load_encoder  # noqa: E402
 
 ALPHAS = (0.25, 0.5, 1.0)
 
 
-def style_loss(out_feats, style_feats) -> float:
+def style_loss(out_feats, style_stats) -> float:
     total = 0.0
-    for o, s in zip(out_feats, style_feats, strict=True):
+    for o, (sm, ss) in zip(out_feats, style_stats, strict=True):
         om, os_ = mean_std(o)
-        sm, ss = mean_std(s)
         total += torch.mean((om - sm) ** 2).item() + torch.mean((os_ - ss) ** 2).item()
     return total
 
 
-def _cell(img: torch.Tensor, size: int) -> np.ndarray:
-    rgb = to_uint8(img)
-    h, w = rgb.shape[:2]
+def cell(img: torch.Tensor, size: int) -> torch.Tensor:
+    """3 x size x size: the image fitted into a white square (for the contact sheets)."""
+    img = img[0] if img.ndim == 4 else img
+    h, w = img.shape[-2:]
     k = size / max(h, w)
-    rgb = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    cell = np.full((size, size, 3), 255, np.uint8)
-    y, x = (size - rgb.shape[0]) // 2, (size - rgb.shape[1]) // 2
-    cell[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
-    return cell
+    small = torch.nn.functional.interpolate(img[None].float(), size=(max(1, round(h * k)), max(1, round(w * k))),
+                                            mode="area")[0]
+    out = torch.ones(3, size, size)
+    y, x = (size - small.shape[1]) // 2, (size - small.shape[2]) // 2
+    out[:, y:y + small.shape[1], x:x + small.shape[2]] = small.clamp(0, 1).cpu()
+    return out
+
+
+def summarise(rows: list[dict], models: list[str]) -> dict:
+    summary = {}
+    for m in models:
+        for a in ALPHAS:
+            sel = [r for r in rows if r["alpha"] == a and r["model"] == m]
+            grids = [r["grid_energy"] for r in sel if r["grid_energy"] is not None]
+            summary.setdefault(m, {})[str(a)] = {
+                "content_loss": float(np.mean([r["content_loss"] for r in sel])),
+                "style_loss": float(np.mean([r["style_loss"] for r in sel])),
+                "grid_energy": float(np.mean(grids)) if grids else None}
+    return summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "../shared/data/dev")
+    ap.add_argument("--models", default="full,lite", help="comma-separated: full,lite")
     ap.add_argument("--size", type=int, default=256, help="shorter side of the content images")
-    ap.add_argument("--decoder", type=Path, default=None)
+    ap.add_argument("--decoder", type=Path, default=None, help="full model's decoder (default: the shipped one)")
+    ap.add_argument("--lite", type=Path, default=None, help="lite weights (default: the shipped ones)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cell", type=int, default=160, help="contact sheet cell size (px)")
+    ap.add_argument("--tag", default="", help="added to the output file names")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = ap.parse_args()
     if not (args.data / "content").is_dir():
         sys.exit(f"no dev data at {args.data} (../shared/data/dev); nothing to measure")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    weights = {"full": args.decoder or DEFAULT_DECODER, "lite": args.lite or DEFAULT_LITE}
+    graphs = {m: load_graph(str(weights[m]), model=m).to(device).eval() for m in models}
     encoder = load_encoder().to(device)
-    decoder_path = args.decoder or DEFAULT_DECODER
-    graph = StyleGraph(encoder, load_decoder(decoder_path)).to(device).eval()
     contents = list_images(args.data / "content")
     styles = list_images(args.data / "style")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    rows = []
-    sheets = {a: [[None] * (len(styles) + 1) for _ in range(len(contents) + 1)] for a in ALPHAS}
+    rows, inputs_grid = [], []
+    sheets = {a: [torch.ones(3, args.cell, args.cell)] for a in ALPHAS}
     t0 = time.time()
     with torch.inference_mode():
         style_imgs = [load_image_tensor(s, STYLE_SIZE).to(device) for s in styles]
-        style_feats = [encoder.features(s) for s in style_imgs]
+        style_stats = [[mean_std(f) for f in encoder.features(s)] for s in style_imgs]
         for a in ALPHAS:
-            sheets[a][0][0] = np.full((args.cell, args.cell, 3), 255, np.uint8)
-            for j, s in enumerate(style_imgs):
-                sheets[a][0][j + 1] = _cell(s, args.cell)
+            sheets[a] += [cell(s, args.cell) for s in style_imgs]
         for i, cpath in enumerate(contents):
             c = load_image_tensor(cpath, args.size).to(device)
+            c_rgb = to_uint8(c)
+            inputs_grid.append(grid_energy(c_rgb, c_rgb)["grid_energy"])
             feat = encoder(c)
-            for a in ALPHAS:
-                sheets[a][i + 1][0] = _cell(c, args.cell)
-            for j, spath in enumerate(styles):
-                smean, sstd = mean_std(style_feats[j][-1])
-                target_full = adain(feat, smean, sstd)
+            for m in models:
+                cells = {a: [cell(c, args.cell)] for a in ALPHAS}
+                for j, spath in enumerate(styles):
+                    smean, sstd = style_stats[j][-1]
+                    target_full = adain(feat, smean, sstd)
+                    for a in ALPHAS:
+                        out = graphs[m](c, smean, sstd, torch.full((1,), a, device=device)).float()
+                        of = encoder.features(out)
+                        rows.append({"model": m, "content": cpath.name, "style": spath.name, "alpha": a,
+                                     "content_loss": torch.mean((of[-1] - blend_alpha(feat, target_full, a)) ** 2)
+                                     .item(),
+                                     "style_loss": style_loss(of, style_stats[j]),
+                                     "grid_energy": grid_energy(to_uint8(out), c_rgb)["grid_energy"]})
+                        cells[a].append(cell(out, args.cell))
                 for a in ALPHAS:
-                    target = blend_alpha(feat, target_full, a)
-                    out = graph.decode_features(target, tuple(c.shape[-2:]))
-                    of = encoder.features(out)
-                    rows.append({"content": cpath.name, "style": spath.name, "alpha": a,
-                                 "content_loss": torch.mean((of[-1] - target) ** 2).item(),
-                                 "style_loss": style_loss(of, style_feats[j])})
-                    sheets[a][i + 1][j + 1] = _cell(out, args.cell)
+                    sheets[a] += cells[a]
             print(f"{i + 1}/{len(contents)} content images ({time.time() - t0:.0f} s)", file=sys.stderr)
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M") + (f"-{args.tag}" if args.tag else "")
     sheet_paths = []
     for a in ALPHAS:
-        grid = np.vstack([np.hstack(r) for r in sheets[a]])
         p = args.out / f"quality-alpha{a:g}-{stamp}.png"
-        cv2.imwrite(str(p), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        save_image(make_grid(sheets[a], nrow=len(styles) + 1, padding=2, pad_value=1.0), p)
         sheet_paths.append(str(p))
-
-    print(f"{'content':28} {'style':34} {'alpha':>5} {'content':>9} {'style':>9}")
-    for r in rows:
-        print(f"{r['content'][:28]:28} {r['style'][:34]:34} {r['alpha']:5.2f} "
-              f"{r['content_loss']:9.4f} {r['style_loss']:9.4f}")
-    summary = {}
-    for a in ALPHAS:
-        sel = [r for r in rows if r["alpha"] == a]
-        summary[str(a)] = {"content_loss": float(np.mean([r["content_loss"] for r in sel])),
-                           "style_loss": float(np.mean([r["style_loss"] for r in sel]))}
-        print(f"mean at alpha={a:g}: content loss {summary[str(a)]['content_loss']:.4f}, "
-              f"style loss {summary[str(a)]['style_loss']:.4f}")
-    manifest = read_manifest(Path(decoder_path))
-    result = {"machine": machine_info(), "decoder": str(decoder_path),
-              "decoder_manifest": {k: manifest.get(k) for k in ("steps", "provisional", "sha256", "device")},
-              "size": args.size, "seconds": round(time.time() - t0, 1), "summary": summary,
-              "pairs": rows, "sheets": sheet_paths}
+    summary = summarise(rows, models)
+    flat = [g for g in inputs_grid if g is not None]
+    print(f"grid energy of the input photos (the floor): {np.mean(flat) if flat else None}")
+    for m in models:
+        for a in ALPHAS:
+            s = summary[m][str(a)]
+            print(f"{m:5} alpha={a:<4g} content loss {s['content_loss']:.4f}  style loss {s['style_loss']:.4f}  "
+                  f"grid energy {s['grid_energy'] if s['grid_energy'] is None else round(s['grid_energy'], 3)}")
+    manifests = {m: {k: read_manifest(Path(weights[m])).get(k) for k in ("steps", "provisional", "sha256", "device")}
+                 for m in models}
+    result = {"machine": machine_info(), "models": models, "weights": {m: str(weights[m]) for m in models},
+              "manifests": manifests, "size": args.size, "seconds": round(time.time() - t0, 1),
+              "input_grid_energy": float(np.mean(flat)) if flat else None,
+              "summary": summary, "pairs": rows, "sheets": sheet_paths}
     out_json = args.out / f"quality-{stamp}.json"
     out_json.write_text(json.dumps(result, indent=1))
     print(f"sheets: {', '.join(sheet_paths)}\njson: {out_json}")
