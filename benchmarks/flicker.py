@@ -49,11 +49,12 @@ sys.path.insert(0, str(ROOT))
 from engines.adain import mean_std  # noqa: E402
 from engines.backends.base import STYLE_SIZE  # noqa: E402
 from engines.backends.torch_backend import TorchEngine  # noqa: E402
-from engines.decoder import DEFAULT_DECODER, load_decoder, random_decoder, read_manifest  # noqa: E402
+from engines.decoder import DEFAULT_DECODER, random_decoder, read_manifest  # noqa: E402
 from engines.devices import resolve_device  # noqa: E402
 from engines.errors import StylestreamError  # noqa: E402
-from engines.graph import StyleGraph  # noqa: E402
+from engines.graph import StyleGraph, load_graph  # noqa: E402
 from engines.images import list_images, load_image_tensor  # noqa: E402
+from engines.lite.weights import DEFAULT_LITE  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
 from engines.vgg import load_encoder  # noqa: E402
 from streamer.stylize import StylizeStep  # noqa: E402
@@ -296,7 +297,9 @@ def timing_720p(frames: list[np.ndarray], settings: TemporalSettings, engine: To
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "../shared/data/dev")
-    ap.add_argument("--decoder", type=Path, default=None, help="decoder weights (default: the shipped one)")
+    ap.add_argument("--model", choices=("full", "lite"), default="full", help="which network to smooth")
+    ap.add_argument("--decoder", type=Path, default=None,
+                    help="the model's weights (default: the shipped decoder, or lite.safetensors with --model lite)")
     ap.add_argument("--random-decoder", action="store_true",
                     help="an untrained decoder (development only; results are labelled as such)")
     ap.add_argument("--size", type=int, default=360, help="shorter side of the frames")
@@ -363,7 +366,7 @@ def json_path(args, device: torch.device) -> Path:
     tag = "cpu"
     if device.type == "cuda":
         tag = "gpu-" + torch.cuda.get_device_name(device).split()[-1].lower()
-    return args.out / f"flicker-{tag}-{datetime.now().strftime('%Y-%m-%d')}.json"
+    return args.out / f"flicker-{args.model}-{tag}-{datetime.now().strftime('%Y-%m-%d')}.json"
 
 
 def main() -> None:
@@ -373,17 +376,16 @@ def main() -> None:
     video_root = args.data / "video"
     if not all((video_root / s).is_dir() for s in args.sequences) or not (args.data / "style").is_dir():
         sys.exit(f"no dev videos at {video_root} (../shared/data/dev/video/{{cats,fox}}); nothing to measure")
+    path = args.decoder or (DEFAULT_LITE if args.model == "lite" else DEFAULT_DECODER)
     if args.random_decoder:
-        decoder, decoder_label = random_decoder(0), "RANDOM (untrained; development numbers only)"
+        graph, decoder_label = StyleGraph(load_encoder(), random_decoder(0)), "RANDOM (untrained; development only)"
     else:
-        path = args.decoder or DEFAULT_DECODER
         if not Path(path).is_file():
-            sys.exit(f"no decoder at {path}: pass --decoder PATH, "
+            sys.exit(f"no weights at {path}: pass --decoder PATH, "
                      "or --random-decoder for development numbers")
-        decoder, decoder_label = load_decoder(path), str(path)
+        graph, decoder_label = load_graph(str(path), model=args.model), f"{args.model} model, {path}"
     device = resolve_device(args.device)
-    engine = TorchEngine(StyleGraph(load_encoder(), decoder), device=str(device), precision=args.precision,
-                         cuda_graphs=False)
+    engine = TorchEngine(graph, device=str(device), precision=args.precision, cuda_graphs=False)
     # The 720p timing runs the network the way live and convert do (CUDA graphs on a GPU), so that the
     # added time includes what smoothing costs there: the statistics EMA needs encode and decode as
     # two eager calls instead of the one captured graph.
@@ -483,7 +485,8 @@ def main() -> None:
     print_table(summary, timing, checks, decoder_label, static)
     result = {"machine": machine_info(), "decoder": decoder_label,
               "decoder_manifest": {} if args.random_decoder else
-              {k: read_manifest(Path(args.decoder or DEFAULT_DECODER)).get(k) for k in ("steps", "sha256")},
+              {k: read_manifest(Path(path)).get(k) for k in ("steps", "sha256", "provisional")},
+              "model": args.model,
               "settings": base.model_dump(), "precision": precision, "cv_threads": cv2.getNumThreads(),
               "size": args.size, "batch": args.batch,
               "alpha": args.alpha,
