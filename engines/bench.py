@@ -54,6 +54,7 @@ class BenchSettings:
     iters: int | None = None   # None: 20 on CUDA, 3 on the CPU
     skip_1080p: bool = False
     decoder: str | None = None  # None: a random decoder (same architecture, same speed)
+    models: Sequence[str] = ("full", "lite")  # timed side by side, in this order
     options: dict = field(default_factory=dict)  # passed to create_engine (e.g. cuda_graphs=False)
 
 
@@ -203,6 +204,19 @@ def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: in
     }
 
 
+def _lite_graph():
+    """The shipped lite network, or a random one of the same shape when it is missing (same speed)."""
+    from engines.errors import WeightsError
+    from engines.lite.network import LiteGraph
+    from engines.lite.weights import DEFAULT_LITE, load_lite
+
+    try:
+        return load_lite(), {"lite": str(DEFAULT_LITE.name)}
+    except WeightsError as e:
+        log.warning("lite weights unavailable (%s); timing a random lite network (same shape)", e)
+        return LiteGraph().eval(), {"lite": "random (same shape; timing only)"}
+
+
 def _graph(decoder: str | None):
     """The graph to time: the given decoder, or a random one (same architecture: same speed).
 
@@ -244,7 +258,12 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise ConfigError(f"Unknown backend {unknown[0]!r}: use {', '.join(BACKENDS)}")
-    graph, weights = _graph(s.decoder)
+    graphs, weights = {}, {}
+    for model in s.models:
+        if model not in ("full", "lite"):
+            raise ConfigError(f"Unknown model {model!r}: use full, lite")
+        graphs[model], notes = _graph(s.decoder) if model == "full" else _lite_graph()
+        weights.update(notes)
     device_type = resolve_device(s.device, check=False).type
     on_cpu = device_type == "cpu"
     warmup = s.warmup if s.warmup is not None else (1 if on_cpu else 3)
@@ -254,38 +273,44 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
     result = {
         "benchmark": "speed", "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": collect_machine(),
-        "settings": {**{k: v for k, v in asdict(s).items() if k not in ("resolutions", "backends", "options")},
+        "settings": {**{k: v for k, v in asdict(s).items()
+                        if k not in ("resolutions", "backends", "options", "models")},
+                     "models": list(s.models),
                      "resolutions": [res_name(r) for r in s.resolutions], "backends": names,
                      "warmup": warmup, "iters": iters, "options": {k: str(v) for k, v in s.options.items()},
                      **weights},
         "results": [], "skipped": [],
     }
-    for name in names:
+    for model, name in [(m, n) for m in s.models for n in names]:
+        graph = graphs[model]
         if name not in present:
             reason = why_unavailable(name) or "not available here"
-            result["skipped"].append({"backend": name, "reason": reason})
+            result["skipped"].append({"model": model, "backend": name, "reason": reason})
             log.warning("skipping %s: %s", name, reason)
             continue
         t0 = time.perf_counter()
         try:
             engine = create_engine(name, device=s.device, precision=s.precision, graph=graph, **s.options)
         except StylestreamError as e:
-            result["skipped"].append({"backend": name, "reason": str(e)})
+            result["skipped"].append({"model": model, "backend": name, "reason": str(e)})
             log.warning("skipping %s: %s", name, e)
             continue
         setup_s = round(time.perf_counter() - t0, 2)
         style = random_style()
         for hw in s.resolutions:
             if s.skip_1080p and min(hw) >= 1080:
-                result["skipped"].append({"backend": name, "resolution": res_name(hw), "reason": "--skip-1080p"})
+                result["skipped"].append({"model": model, "backend": name, "resolution": res_name(hw),
+                                          "reason": "--skip-1080p"})
                 continue
-            log.info("timing %s at %s (batch %d, %d+%d runs)", name, res_name(hw), s.batch, warmup, iters)
+            log.info("timing the %s model in %s at %s (batch %d, %d+%d runs)", model, name, res_name(hw), s.batch,
+                     warmup, iters)
             try:
                 row = bench_engine(engine, hw, s.batch, warmup, iters, style)
             except (torch.cuda.OutOfMemoryError, StylestreamError) as e:
-                result["skipped"].append({"backend": name, "resolution": res_name(hw), "reason": str(e)[:300]})
+                result["skipped"].append({"model": model, "backend": name, "resolution": res_name(hw),
+                                          "reason": str(e)[:300]})
                 continue
-            row = {"backend": name, "engine": engine.describe(), "device": str(engine.device),
+            row = {"model": model, "backend": name, "engine": engine.describe(), "device": str(engine.device),
                    "precision": str(engine.dtype).removeprefix("torch."), "setup_s": setup_s, **row}
             result["results"].append(row)
             if on_row:
@@ -294,7 +319,7 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         for hook in hooks:
             extra.update(hook(engine, name) or {})
         if extra:
-            result.setdefault("extra", {})[name] = extra
+            result.setdefault("extra", {})[f"{model}/{name}"] = extra
         del engine
         if device_type == "cuda":
             torch.cuda.empty_cache()

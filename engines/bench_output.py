@@ -29,7 +29,7 @@ def write_result(result: dict, path: str | Path | None = None, folder: str | Pat
     return path
 
 
-COLUMNS = (("backend", "backend"), ("precision", "precision"), ("resolution", "resolution"),
+COLUMNS = (("model", "model"), ("backend", "backend"), ("precision", "precision"), ("resolution", "resolution"),
            ("batch", "batch"), ("stylize_ms_median", "ms/frame"), ("stylize_ms_p90", "p90 ms"),
            ("fps", "fps"), ("frame_ms_median", "ms incl. up/down"), ("peak_mem_mb", "peak MB"))
 
@@ -47,7 +47,7 @@ def note_lines(result: dict) -> list[str]:
             lines.append(f"convert, end to end ({backend}): {c['fps']} fps on a {c['clip']} clip, {c['frames']} frames "
                          f"in {c['seconds']} s (smoothing {c['smoothing']})")
     for sk in result.get("skipped", []):
-        where = " ".join(filter(None, (sk.get("backend"), sk.get("resolution"))))
+        where = " ".join(filter(None, (sk.get("model"), sk.get("backend"), sk.get("resolution"))))
         lines.append(f"skipped {where}: {sk['reason']}")
     return lines
 

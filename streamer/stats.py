@@ -49,6 +49,7 @@ class StatsPrinter:
             "latency_ms_max": round(lat[-1], 1) if lat else None,
             "stylize_ms": round(sorted(ms)[len(ms) // 2], 1) if ms else None,
             "dropped": getattr(self.loop.source, "dropped", 0) + self.loop.result.dropped,
+            "model": self.loop.step.engine.model,
         }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()

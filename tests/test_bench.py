@@ -14,8 +14,8 @@ from streamer.app.cli import app
 
 pytest.importorskip("onnxruntime")
 
-ROW_KEYS = {"backend", "engine", "device", "precision", "resolution", "batch", "stylize_ms_median", "stylize_ms_p90",
-            "fps", "frame_ms_median", "frame_fps", "peak_mem_mb", "mem_growth_mb", "mem_kind"}
+ROW_KEYS = {"model", "backend", "engine", "device", "precision", "resolution", "batch", "stylize_ms_median",
+            "stylize_ms_p90", "fps", "frame_ms_median", "frame_fps", "peak_mem_mb", "mem_growth_mb", "mem_kind"}
 
 
 # One ONNX cache for the module (conftest `cache`): run_bench and the CLI time the same random graph.
@@ -39,7 +39,9 @@ def result():
 
 def test_rows_have_times_fps_and_memory(result):
     rows = result["results"]
-    assert [r["backend"] for r in rows] == ["torch", "onnxruntime"]
+    # both models, side by side, in every backend present
+    assert [(r["model"], r["backend"]) for r in rows] == [("full", "torch"), ("full", "onnxruntime"),
+                                                          ("lite", "torch"), ("lite", "onnxruntime")]
     assert result["_rows_seen"] == rows
     for r in rows:
         assert ROW_KEYS <= set(r)
@@ -62,21 +64,21 @@ def test_machine_and_settings_are_recorded(result):
 
 
 def test_absent_backend_is_skipped_with_the_reason(result):
-    (skip,) = result["skipped"]
-    assert skip["backend"] == "tensorrt" and "TensorRT" in skip["reason"]
+    assert [(s["model"], s["backend"]) for s in result["skipped"]] == [("full", "tensorrt"), ("lite", "tensorrt")]
+    assert all("TensorRT" in s["reason"] for s in result["skipped"])
 
 
 def test_hooks_add_their_numbers(result):
-    assert result["_hooked"] == ["torch", "onnxruntime"]
-    assert result["extra"]["onnxruntime"]["convert"]["fps"] == 4.0
+    assert result["_hooked"] == ["torch", "onnxruntime"] * 2
+    assert result["extra"]["lite/onnxruntime"]["convert"]["fps"] == 4.0
 
 
 def test_table_and_json(result, tmp_path):
     out = io.StringIO()
     print_table(result, file=out)
     text = out.getvalue()
-    for word in ("ms/frame", "peak MB", "torch", "onnxruntime", "64x64", "convert, end to end (onnxruntime): 4.0 fps",
-                 "skipped tensorrt"):
+    for word in ("ms/frame", "peak MB", "torch", "onnxruntime", "64x64", "lite",
+                 "convert, end to end (full/onnxruntime): 4.0 fps", "skipped full tensorrt"):
         assert word in text
     public = {k: v for k, v in result.items() if not k.startswith("_")}
     path = write_result(public, tmp_path / "speed.json")
@@ -103,11 +105,11 @@ def test_cli_tiny_run_with_end_to_end_convert(tmp_path):
     out = tmp_path / "tmp.json"
     res = CliRunner().invoke(app, ["bench", "--backends", "onnxruntime", "--device", "cpu", "--resolutions", "64x64",
                                    "--iters", "1", "--warmup", "0", "--clip", "64x48", "--clip-seconds", "0.25",
-                                   "--out", str(out)])
+                                   "--model", "lite", "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
-    assert [r["backend"] for r in data["results"]] == ["onnxruntime"]
-    convert = data["extra"]["onnxruntime"]["convert"]
+    assert [(r["model"], r["backend"]) for r in data["results"]] == [("lite", "onnxruntime")]
+    convert = data["extra"]["lite/onnxruntime"]["convert"]
     assert convert["clip"] == "64x48" and convert["frames"] == 6 and convert["fps"] > 0
     assert "ms/frame" in res.output
 

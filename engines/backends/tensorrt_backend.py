@@ -155,11 +155,11 @@ def prebuild_engines(decoder: str | Path | None = None,
                      resolutions: Sequence[tuple[int, int]] = DEFAULT_RESOLUTIONS,
                      max_batch: int = DEFAULT_MAX_BATCH, precision: str = "fp16", device: str = "cuda",
                      parts: Sequence[str] = ("full", "encode", "decode"), force: bool = False,
-                     workspace_gib: float = 4.0) -> list[Path]:
-    """Build (or find cached) engines for `stylestream build-engine`; returns their files."""
+                     workspace_gib: float = 4.0, model: str = "full") -> list[Path]:
+    """Build (or find cached) engines of `model` for `stylestream build-engine`; returns their files."""
     dev = cuda_device(device)
     import_trt()
-    graph = load_graph(str(decoder) if decoder is not None else None)
+    graph = load_graph(str(decoder) if decoder is not None else None, model=model)
     digest = graph_hash(graph)
     files = [engine_file(graph, p, dev, precision, resolutions, max_batch, workspace_gib=workspace_gib,
                          force=force, digest=digest)[0] for p in parts]

@@ -28,10 +28,10 @@ VGG_CHANNELS = 512  # length of the style code's mean and std
 class LiteShape:
     """Widths of the lite network. Stored in the weights' manifest so a file rebuilds its network."""
 
-    stem: int = 32        # H/2
-    mid: int = 64         # H/4
-    deep: int = 128       # H/8, residual blocks
-    features: int = 256   # the AdaIN space
+    stem: int = 16        # H/2
+    mid: int = 32         # H/4
+    deep: int = 96        # H/8, residual blocks
+    features: int = 192   # the AdaIN space
     blocks: int = 2       # residual blocks on each side of AdaIN
     head_hidden: int = 256
     full_res: int = 16    # channels of the last full-resolution conv (0: straight to RGB)

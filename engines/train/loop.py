@@ -68,6 +68,8 @@ class TrainOptions:
     model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
     distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
     teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
+    threads: int | None = None      # CPU threads for torch (None: its default). 1 is fastest on a busy
+                                    # machine: two threads spin at every barrier when a core is taken
 
 
 def pick_device(name: str) -> torch.device:
@@ -139,6 +141,8 @@ def train(opts: TrainOptions) -> dict:
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True

@@ -29,6 +29,9 @@ AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=0.0, max=1.
 SizeOpt = Annotated[int | None, typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="auto | full | lite: the full AdaIN network (best quality) or the lite one (real time on a CPU); "
+                    "auto picks per job and device and logs why")]
 DecoderOpt = Annotated[Path | None, typer.Option("--decoder", help="decoder weights (.safetensors/.pth)")]
 ColorOpt = Annotated[bool | None, typer.Option("--preserve-color/--no-preserve-color",
                      help="keep the input's colours (luminance-only transfer)")]
@@ -68,13 +71,14 @@ def _overrides(**kw) -> dict:
 
 
 def _stream_overrides(style=None, style_weights=None, alpha=None, preserve_color=None, size=None, smooth=None,
-                      backend=None, device=None, decoder=None, stats: bool = False, **dotted) -> dict:
+                      backend=None, device=None, decoder=None, stats: bool = False, model=None, **dotted) -> dict:
     """The options image, convert and live share, plus command-specific ones given as dotted keys
     ("video.crf"), as the nested overrides load_config takes."""
     return _overrides(
         styles=style, style_weights=parse_weights(style_weights), alpha=alpha, preserve_color=preserve_color,
         size=size, stats=stats or None, **{"temporal.enabled": smooth, "engine.backend": backend,
-                                           "engine.device": device, "engine.decoder": decoder, **dotted})
+                                           "engine.device": device, "engine.decoder": decoder,
+                                           "engine.model": model, **dotted})
 
 
 @app.command()
@@ -90,7 +94,7 @@ def image(
     method: Annotated[str, typer.Option(help="adain (fast) or gatys (slow optimisation, reference)")] = "adain",
     steps: Annotated[int, typer.Option(min=1, help="gatys: optimisation steps")] = 300,
     optimizer: Annotated[str, typer.Option(help="gatys: lbfgs or adam")] = "lbfgs",
-    device: DeviceOpt = None, decoder: DecoderOpt = None, verbose: VerboseOpt = False,
+    device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None, verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
     from streamer.app.config import load_config
@@ -101,11 +105,11 @@ def image(
         raise typer.BadParameter("--method is adain or gatys; --optimizer is lbfgs or adam")
     # The config's style settings and engine device/decoder apply here too; options override them.
     cfg = load_config(config, _stream_overrides(style, style_weights, alpha, preserve_color, device=device,
-                                                decoder=decoder))
+                                                decoder=decoder, model=model))
     job = ImageJob(inputs=inputs, output=output, styles=cfg.styles, style_weights=cfg.style_weights,
                    alpha=cfg.alpha, preserve_color=cfg.preserve_color, mask=mask, size=size, style_size=style_size,
                    max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=cfg.engine.device,
-                   decoder=cfg.engine.decoder)
+                   decoder=cfg.engine.decoder, model=cfg.engine.model)
     for path in run_image_job(job):
         err.print(f"wrote {path}", soft_wrap=True)
 
@@ -116,7 +120,7 @@ def convert(
     output: Annotated[Path, typer.Option("-o", "--output", help="output video (one input) or folder")],
     config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
     preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
-    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
+    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None,
     batch: Annotated[int | None, typer.Option(min=0, help="frames per engine call (0 = auto)")] = None,
     codec: Annotated[str | None, typer.Option(help="libx264 (default), libx265, libvpx-vp9, ...")] = None,
     crf: Annotated[int | None, typer.Option(help="quality: lower is better (x264: 18 is near-lossless)")] = None,
@@ -131,7 +135,7 @@ def convert(
 
     _setup_logging(verbose)
     cfg = load_config(config, _stream_overrides(
-        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, **{
+        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, model, **{
             "engine.batch": batch, "video.codec": codec, "video.crf": crf, "video.preset": preset,
             "video.audio": audio, "video.overwrite": overwrite}))
     for path in run_convert(cfg, inputs, output):
@@ -143,7 +147,7 @@ def live(
     source: Annotated[str | None, typer.Option("--source", help="camera index, URL, video file or folder")] = None,
     config: ConfigOpt = None, style: StyleOpt = None, style_weights: WeightsOpt = None, alpha: AlphaOpt = None,
     preserve_color: ColorOpt = None, size: SizeOpt = None, smooth: SmoothOpt = None,
-    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None,
+    backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None,
     window: Annotated[bool | None, typer.Option("--window/--no-window", help="preview window")] = None,
     vcam: Annotated[bool, typer.Option("--vcam", help="send to a virtual camera (Zoom, OBS, browsers)")] = False,
     mjpeg: Annotated[int | None, typer.Option("--mjpeg", help="serve MJPEG over HTTP on this port")] = None,
@@ -158,7 +162,7 @@ def live(
 
     _setup_logging(verbose)
     over = _stream_overrides(
-        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, **{
+        style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, model, **{
             "live.source": source, "live.window": window, "live.record": record, "live.loop": loop})
     if vcam:
         over.setdefault("live", {})["vcam"] = {}
@@ -171,13 +175,14 @@ def live(
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo files")] = Path(
         "stylestream-demo"),
-    config: ConfigOpt = None, style: StyleOpt = None, device: DeviceOpt = None, verbose: VerboseOpt = False,
+    config: ConfigOpt = None, style: StyleOpt = None, device: DeviceOpt = None, model: ModelOpt = None,
+    verbose: VerboseOpt = False,
 ):
     """Convert a built-in clip with a built-in style: no camera or files needed."""
     from streamer.app.demo import run_demo
 
     _setup_logging(verbose)
-    out = run_demo(output, styles=style, device=device, config=config)
+    out = run_demo(output, styles=style, device=device, config=config, model=model)
     print(out)  # the one line a script needs: where the result is
 
 
@@ -207,6 +212,7 @@ def bench(
     iters: Annotated[int | None, typer.Option(min=1, help="timed runs (default 20 on CUDA, 3 on CPU)")] = None,
     skip_1080p: Annotated[bool, typer.Option("--skip-1080p", help="leave out 1920x1080 (slow on a CPU)")] = False,
     decoder: Annotated[Path | None, typer.Option(help="decoder weights to time (default: random, same speed)")] = None,
+    models: Annotated[str, typer.Option("--model", help="comma-separated: full,lite (side by side)")] = "full,lite",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: physical cores)")] = None,
     cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs", help="torch backend on CUDA")] = True,
     with_convert: Annotated[bool, typer.Option("--convert/--no-convert",
@@ -229,6 +235,7 @@ def bench(
         backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
         device=device or "auto", precision=precision, resolutions=parse_resolutions(resolutions), batch=batch,
         warmup=warmup, iters=iters, skip_1080p=skip_1080p, decoder=str(decoder) if decoder else None,
+        models=[m.strip() for m in models.split(",") if m.strip()],
         options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads))
     with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
         hooks = [convert_timing_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
@@ -246,6 +253,7 @@ def build_engine_command(
     precision: Annotated[str, typer.Option(help="fp16 or fp32")] = "fp16",
     device: Annotated[str, typer.Option(help="cuda or cuda:N")] = "cuda",
     decoder: DecoderOpt = None,
+    model: Annotated[str, typer.Option("--model", help="full or lite: the network to build engines for")] = "full",
     force: Annotated[bool, typer.Option("--force", help="rebuild even when a cached engine fits")] = False,
     workspace: Annotated[float, typer.Option(min=0.25, help="TensorRT builder workspace, GiB")] = 4.0,
     verbose: VerboseOpt = False,
@@ -257,7 +265,7 @@ def build_engine_command(
     _setup_logging(verbose)
     resolutions = [parse_resolution(r) for r in resolution] if resolution else DEFAULT_RESOLUTIONS
     for path in prebuild_engines(decoder, resolutions, max_batch or DEFAULT_MAX_BATCH, precision, device, force=force,
-                             workspace_gib=workspace):
+                                 workspace_gib=workspace, model=model):
         err.print(f"engine {path}", soft_wrap=True)
 
 

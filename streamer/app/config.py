@@ -21,10 +21,11 @@ class Strict(BaseModel):
 
 
 class EngineConfig(Strict):
+    model: Literal["auto", "full", "lite"] = "auto"  # which network; auto: engines.models.pick_model
     backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
     device: str = "auto"                         # auto | cpu | cuda | cuda:1
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    decoder: Path | None = None                  # default: the shipped weights
+    decoder: Path | None = None                  # the model's weights; default: the shipped ones
     batch: int = Field(default=0, ge=0, le=64)   # frames per engine call for files; 0 = pick for the device
     cuda_graphs: bool = True
     compile: bool = False

@@ -22,7 +22,7 @@ DEMO_CLIP = {"cpu": {"seconds": 2.0, "fps": 12, "width": 256, "height": 144},
 
 
 def run_demo(folder: Path, styles: list[str] | None = None, device: str | None = None,
-             config: Path | None = None) -> Path:
+             config: Path | None = None, model: str | None = None) -> Path:
     """The demo; a config (-c) may set the engine, style and smoothing, the clip stays built in."""
     from streamer.app.run import build_engine, build_styles, convert_one, interrupted
 
@@ -33,8 +33,8 @@ def run_demo(folder: Path, styles: list[str] | None = None, device: str | None =
     overrides = {"size": 0, "video": {"overwrite": True, "preset": "veryfast"}}
     if styles or config is None:
         overrides["styles"] = styles or DEMO_STYLES
-    if device:
-        overrides["engine"] = {"device": device}
+    if device or model:
+        overrides["engine"] = {k: v for k, v in (("device", device), ("model", model)) if v}
     cfg = load_config(config, overrides)
     engine = build_engine(cfg)
     named = build_styles(cfg, engine)
@@ -45,7 +45,7 @@ def run_demo(folder: Path, styles: list[str] | None = None, device: str | None =
         raise interrupted(result, out)
     preview = write_preview(clip, out, folder / "demo-preview.png")
     log.info("input:    %s", clip)
-    log.info("stylized: %s  (style: %s, %s)", out, named[0].name, engine.describe())
+    log.info("stylized: %s  (style: %s, %s)", out, named[0].name, engine.describe_model())
     log.info("preview:  %s  (input above, stylized below, three moments)", preview)
     return out
 

@@ -42,6 +42,7 @@ class ImageJob:
     optimizer: str = "lbfgs"
     device: str = "auto"
     decoder: Path | None = None
+    model: str = "auto"             # auto: the full model (best quality for stills)
 
 
 def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -83,8 +84,9 @@ def run_image_job(job: ImageJob) -> list[Path]:
 
 def _graph(job: ImageJob):
     from engines.graph import load_graph
+    from engines.models import pick_model
 
-    return load_graph(str(job.decoder) if job.decoder else None)
+    return load_graph(str(job.decoder) if job.decoder else None, model=pick_model(job.model, "image", "cpu"))
 
 
 def _combine(codes: list[StyleCode], job: ImageJob) -> tuple[StyleCode, StyleCode | None]:

@@ -33,14 +33,16 @@ class Interrupted(StylestreamError):
         self.exit_code = 128 + (signum or signal.SIGINT)
 
 
-def build_engine(cfg: StreamConfig) -> Engine:
+def build_engine(cfg: StreamConfig, job: str = "convert", frame_pixels: int | None = None) -> Engine:
+    """The engine for `job` ("convert", "live"): `engine.model: auto` picks the network for it."""
     e = cfg.engine
     options = {}
     if e.backend in ("torch", "auto"):
         options = {"cuda_graphs": e.cuda_graphs, "compile": e.compile}
     engine = create_engine(e.backend, device=e.device, precision=e.precision,
-                           decoder=str(e.decoder) if e.decoder else None, **options)
-    log.info("engine: %s", engine.describe())
+                           decoder=str(e.decoder) if e.decoder else None, model=e.model, job=job,
+                           frame_pixels=frame_pixels, **options)
+    log.info("engine: %s", engine.describe_model())
     return engine
 
 
@@ -150,7 +152,8 @@ def run_live(cfg: StreamConfig) -> RunResult:
     source = open_source(lc.source, live=True, loop=lc.loop, width=lc.camera_width, height=lc.camera_height,
                          fps=lc.camera_fps)
     with source:
-        engine = build_engine(cfg)
+        out_w, out_h = output_size(source.info.width, source.info.height, cfg.size)
+        engine = build_engine(cfg, "live", out_w * out_h)
         styles = build_styles(cfg, engine)
         smoother = build_smoother(cfg)
         controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
@@ -166,7 +169,7 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
         from streamer.sinks.window import WindowSink
 
         def hud_info() -> dict:
-            return {"style": controls.style_name, "alpha": controls.alpha, "backend": engine.describe(),
+            return {"style": controls.style_name, "alpha": controls.alpha, "backend": engine.describe_model(),
                     "smoothing": controls.smoothing, "source": getattr(source, "status", "")}
 
         sinks.append(WindowSink(controls=controls, hud_info=hud_info))
@@ -201,7 +204,8 @@ def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
         # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
         feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
         engine.decode(feat, mean, std, style, 1.0, (h, w))
-        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, folder / f"out-{name}.mp4")
+        out = folder / f"out-{engine.model}-{name}.mp4"
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, out)
         return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
                             "fps": round(result.fps, 2),
                             "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
