@@ -33,6 +33,7 @@ import torch
 from engines.adain import StyleCode
 from engines.backends.base import Engine
 from engines.errors import ConfigError, StylestreamError
+from engines.memory import MemoryProbe
 
 log = logging.getLogger(__name__)
 
@@ -102,54 +103,6 @@ def collect_machine() -> dict:
     return info
 
 
-# -- memory ---------------------------------------------------------------------------------------
-
-
-def _proc_status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-class _MemoryProbe:
-    """Peak memory over a block: the CUDA allocator's peak, or the process's peak resident set on the CPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.kind = "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
-        self.exact = True
-        self.growth_mb: float | None = None
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-            except OSError:
-                self.exact = False  # VmHWM then includes earlier peaks: an upper bound
-            self.rss0 = _proc_status_kib("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            hwm = _proc_status_kib("VmHWM")
-            self.peak_mb = None if hwm is None else hwm / 1024
-            if hwm is not None and self.rss0 is not None:
-                self.growth_mb = max(0, hwm - self.rss0) / 1024
-        return False
-
-
 # -- measuring ------------------------------------------------------------------------------------
 
 
@@ -174,7 +127,7 @@ def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: in
     for _ in range(warmup):
         engine.download(engine.stylize(engine.upload(frames), style, 1.0))
     _sync(dev)
-    with _MemoryProbe(dev) as mem:
+    with MemoryProbe(dev) as mem:
         for _ in range(iters):
             t0 = time.perf_counter()
             x = engine.upload(frames)
