@@ -70,7 +70,7 @@ def test_loss_falls_when_fitting_one_batch():
     loss_fn = AdaINLoss(load_encoder())
     decoder = random_decoder(0).train()
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    opt = torch.optim.Adam(decoder.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(decoder.parameters(), lr=1e-4)  # 1e-3 diverges first; where to depends on threads
     first = None
     for _ in range(12):
         losses = loss_fn(decoder, content, style)

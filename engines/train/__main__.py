@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    help="full: the AdaIN decoder; lite: the small real-time network (engines.lite)")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="lite: weight of the L1 pull towards the full model's output (0: VGG losses alone)")
+    p.add_argument("--samples", default=None,
+                   help="folder with content/ and style/ images for the sample grids (default: dev/ beside the data)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--teacher", default=None, help="lite: full decoder to distil from (default: the shipped one)")
     p.add_argument("--no-progress", action="store_true")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         log_every=a.log_every, seed=a.seed, device=a.device, amp=not a.no_amp, resume=a.resume,
         time_limit=a.time_limit, exclude_list=a.exclude_list, encoder=a.encoder, init_decoder=a.init_decoder,
         provisional=a.provisional, model=a.model, distill_weight=a.distill_weight, teacher=a.teacher,
-        threads=a.threads,
+        threads=a.threads, sample_dir=a.samples,
         progress=not a.no_progress and sys.stderr.isatty(), workers=a.workers)
     try:
         summary = train(opts)

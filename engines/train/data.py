@@ -2,9 +2,11 @@
 
 The data set is small (hundreds of images), so every image is decoded once, resized so its shorter side
 is `load_size`, and kept as uint8 (on the GPU when training there). Each batch is cut from it with a
-random scale, a random square crop and a horizontal flip; content also gets a colour jitter. No
-DataLoader and no worker processes: all randomness comes from one `torch.Generator` on the CPU, so a
-run is reproducible and resumable from the generator's state.
+random scale, a random square crop and a horizontal flip; content also gets a colour jitter. The image
+operations are torchvision's (`transforms.v2.functional`); their parameters are drawn from one
+`torch.Generator` on the CPU (torchvision's random transforms would draw from the global generator),
+so a run is reproducible and resumable, bit for bit, from that generator's state. No DataLoader and no
+worker processes.
 """
 
 from __future__ import annotations
@@ -18,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from engines.errors import InputError
 from engines.files import IMAGE_SUFFIXES, image_files
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -46,23 +46,10 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def resize_shorter_uint8(img: torch.Tensor, size: int) -> torch.Tensor:
-    """3 x H x W uint8 -> uint8 with the shorter side `size` (antialiased when shrinking)."""
-    h, w = img.shape[-2:]
-    k = size / min(h, w)
-    if abs(k - 1) < 1e-6:
-        return img
-    hw = (max(1, round(h * k)), max(1, round(w * k)))
-    x = F.interpolate(img[None].float(), size=hw, mode="bilinear", align_corners=False, antialias=k < 1)
-    return x[0].round_().clamp_(0, 255).to(torch.uint8)
-
-
 def center_square(img: torch.Tensor, size: int) -> torch.Tensor:
     """3 x H x W uint8 -> 1 x 3 x size x size float in [0, 1]: shorter side to `size`, centre crop."""
-    img = resize_shorter_uint8(img, size)
-    h, w = img.shape[-2:]
-    y, x = (h - size) // 2, (w - size) // 2
-    return img[:, y:y + size, x:x + size][None].float().div_(255)
+    img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
+    return img[None].float().div_(255)
 
 
 # --- choosing files --------------------------------------------------------------------------------------
@@ -105,11 +92,13 @@ def list_training_images(folder: str | Path, exclude: set[str], what: str = "ima
     return FileList(folder, kept, excluded)
 
 
-def default_sample_files(content: FileList, style: FileList, exclude: set[str],
-                         n: int = 4) -> tuple[list[Path], list[Path]]:
-    """The fixed images for the sample grids: the first `n` of a `dev/` folder beside the training data
-    (or ../shared/data/dev), else the first `n` training images."""
-    candidates = [content.folder.resolve().parent.parent / "dev", REPO_ROOT.parent / "shared" / "data" / "dev"]
+def default_sample_files(content: FileList, style: FileList, exclude: set[str], n: int = 4,
+                         sample_dir: str | Path | None = None) -> tuple[list[Path], list[Path]]:
+    """The fixed images for the sample grids: the first `n` of `sample_dir` (with content/ and style/ in it),
+    else of a `dev/` folder beside the training data (data/train/content -> data/dev), else the first `n`
+    training images."""
+    candidates = [Path(sample_dir)] if sample_dir else []
+    candidates.append(content.folder.resolve().parent.parent / "dev")
     for dev in candidates:
         try:
             c = list_training_images(dev / "content", exclude)
@@ -125,7 +114,7 @@ def load_images(files: Sequence[Path], load_size: int, workers: int = 2) -> list
 
     def one(path: Path) -> torch.Tensor:
         rgb = torch.from_numpy(np.ascontiguousarray(read_rgb(path))).permute(2, 0, 1)
-        return resize_shorter_uint8(rgb, load_size).contiguous()
+        return TF.resize(rgb, load_size, antialias=True).contiguous()
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         return list(pool.map(one, files))
@@ -133,35 +122,26 @@ def load_images(files: Sequence[Path], load_size: int, workers: int = 2) -> list
 
 # --- augmentation ----------------------------------------------------------------------------------------
 
-# RGB <-> YIQ: hue is a rotation and saturation a scaling of the (I, Q) plane.
-_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
-
-
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
 def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float = 0.25, contrast: float = 0.25,
                  saturation: float = 0.3, hue: float = 0.04) -> torch.Tensor:
-    """Per-image random brightness, contrast, saturation and hue (hue in turns) on N x 3 x H x W in [0, 1]."""
+    """Per-image random brightness, contrast, saturation and hue (hue in turns) on N x 3 x H x W in [0, 1]:
+    torchvision's colour ops, one image at a time, with factors drawn from `gen`."""
     n = x.shape[0]
-    b = _uniform(n, 1 - brightness, 1 + brightness, gen)
-    c = _uniform(n, 1 - contrast, 1 + contrast, gen)
-    s = _uniform(n, 1 - saturation, 1 + saturation, gen)
-    theta = _uniform(n, -hue, hue, gen) * 2 * math.pi
-    dev = x.device
-    x = (x * b.to(dev).view(n, 1, 1, 1)).clamp_(0, 1)
-    gray = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    mean = gray.mean(dim=(2, 3), keepdim=True)
-    x = ((x - mean) * c.to(dev).view(n, 1, 1, 1) + mean).clamp_(0, 1)
-    # One 3x3 colour matrix per image: to YIQ, scale and rotate (I, Q), back to RGB.
-    cos, sin = torch.cos(theta) * s, torch.sin(theta) * s
-    iq = torch.zeros(n, 3, 3)
-    iq[:, 0, 0] = 1
-    iq[:, 1, 1], iq[:, 1, 2], iq[:, 2, 1], iq[:, 2, 2] = cos, -sin, sin, cos
-    m = (_YIQ2RGB @ iq @ _RGB2YIQ).to(dev, x.dtype)
-    return torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
+    factors = torch.stack([_uniform(n, 1 - brightness, 1 + brightness, gen),
+                           _uniform(n, 1 - contrast, 1 + contrast, gen),
+                           _uniform(n, 1 - saturation, 1 + saturation, gen),
+                           _uniform(n, -hue, hue, gen)], dim=1).tolist()
+    out = []
+    for img, (b, c, s, h) in zip(x, factors, strict=True):
+        img = TF.adjust_brightness(img, b)
+        img = TF.adjust_contrast(img, c)
+        img = TF.adjust_saturation(img, s)
+        out.append(TF.adjust_hue(img, h))
+    return torch.stack(out).clamp_(0, 1)
 
 
 class ImagePool:
@@ -192,13 +172,10 @@ class ImagePool:
             side = min(h, w, max(8, round(crop / math.exp(float(log_s[i])))))
             y = int(float(pos[i, 0]) * (h - side + 1)) if h > side else 0
             x = int(float(pos[i, 1]) * (w - side + 1)) if w > side else 0
-            win = img[:, y:y + side, x:x + side][None].float()
-            if side != crop:
-                win = F.interpolate(win, size=(crop, crop), mode="bilinear", align_corners=False,
-                                    antialias=side > crop)
+            win = TF.resized_crop(img.float(), y, x, side, side, [crop, crop], antialias=side > crop)
             if flips[i]:
-                win = win.flip(-1)
-            out.append(win)
+                win = TF.horizontal_flip(win)
+            out.append(win[None])
         return torch.cat(out).div_(255).clamp_(0, 1)
 
 
@@ -224,9 +201,6 @@ class TrainData:
             "excluded_style": len(self.style_files.excluded),
             "exclude_list": self.exclude_list,
         }
-
-    def fingerprint(self) -> list[str]:
-        return [p.name for p in self.content_files.files] + [p.name for p in self.style_files.files]
 
     def next_batch(self, n: int, crop: int, gen: torch.Generator, jitter: bool = True
                    ) -> tuple[torch.Tensor, torch.Tensor]:

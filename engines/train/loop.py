@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torchvision.utils import make_grid
 
 from engines.decoder import random_decoder
+from engines.devices import resolve_device
 from engines.errors import ConfigError
 from engines.machine import cpu_has_native_bf16
+from engines.progress import progress_bar
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.data import default_sample_files, load_samples, load_train_data
 from engines.train.losses import AdaINLoss
@@ -68,14 +72,9 @@ class TrainOptions:
     model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
     distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
     teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
+    sample_dir: str | None = None   # images for the sample grids (content/ and style/); else dev/ beside the data
     threads: int | None = None      # CPU threads for torch (None: its default). 1 is fastest on a busy
                                     # machine: two threads spin at every barrier when a core is taken
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def learning_rate(opts: TrainOptions, step: int) -> float:
@@ -88,15 +87,14 @@ def sample_grid(net: nn.Module, loss, content: torch.Tensor, style: torch.Tensor
     size = content.shape[-1]
     was_training = net.training
     net.eval()
+    cells = [torch.ones_like(style[0])] + list(style.float())
     with torch.no_grad():
-        rows = [torch.cat([torch.ones_like(style[:1])] + list(style.split(1)), dim=3)]
         for i in range(n):
-            c = content[i:i + 1].expand(m, -1, -1, -1)
-            out = loss.render(net, c, style).float().clamp(0, 1)
-            rows.append(torch.cat([content[i:i + 1]] + list(out[..., :size, :size].split(1)), dim=3))
+            out = loss.render(net, content[i:i + 1].expand(m, -1, -1, -1), style).float().clamp(0, 1)
+            cells += [content[i].float()] + list(out[..., :size, :size])
     net.train(was_training)
-    grid = torch.cat(rows, dim=2)[0]
-    return grid.mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    grid = make_grid(torch.stack(cells).cpu(), nrow=m + 1, padding=0)
+    return grid.mul(255).round().byte().permute(1, 2, 0).numpy()
 
 
 def _write_png(rgb: np.ndarray, path: Path) -> None:
@@ -105,39 +103,20 @@ def _write_png(rgb: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
 
 
-class _Bar:
-    """A rich progress bar with the losses, or nothing (no TTY needed)."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.progress = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[losses]}"), TimeElapsedColumn(),
-                                     TimeRemainingColumn())
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=total, completed=start, losses="")
-
-    def update(self, step: int, losses: str = "") -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, **({"losses": losses} if losses else {}))
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+@contextmanager
+def _progress(opts: TrainOptions, start: int):
+    """`show(step, text)`: the one progress bar (engines.progress) with the losses, or nothing (no TTY)."""
+    if not opts.progress:
+        yield lambda step, text="": None
+        return
+    with progress_bar("{task.fields[losses]}", elapsed=True) as bar:
+        task = bar.add_task("training", total=opts.steps, completed=start, losses="")
+        yield lambda step, text="": bar.update(task, completed=step, **({"losses": text} if text else {}))
 
 
 def train(opts: TrainOptions) -> dict:
     """Train (or continue training) a decoder. Returns a summary; writes everything under out_dir."""
-    device = pick_device(opts.device)
+    device = resolve_device(opts.device)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(opts.seed)
@@ -152,7 +131,8 @@ def train(opts: TrainOptions) -> dict:
 
     data = load_train_data(opts.content_dir, opts.style_dir, opts.load_size, device, opts.exclude_list,
                            opts.workers)
-    c_files, s_files = default_sample_files(data.content_files, data.style_files, data.exclude)
+    c_files, s_files = default_sample_files(data.content_files, data.style_files, data.exclude,
+                                            sample_dir=opts.sample_dir)
     samples = (load_samples(c_files, opts.crop).to(device), load_samples(s_files, opts.crop).to(device))
 
     encoder = load_encoder(opts.encoder).to(device)
@@ -194,9 +174,8 @@ def train(opts: TrainOptions) -> dict:
     started = time.monotonic()
     window_start, window_step = started, step
     sums = torch.zeros(4, device=device)
-    bar = _Bar(opts.progress, opts.steps, step)
     stopped_early = False
-    try:
+    with _progress(opts, step) as show_progress:
         while step < opts.steps:
             if opts.time_limit is not None and time.monotonic() - started > opts.time_limit:
                 stopped_early = True
@@ -228,14 +207,12 @@ def train(opts: TrainOptions) -> dict:
                     f.write(json.dumps(rec) + "\n")
                 sums.zero_()
                 window_start, window_step = now, step
-                bar.update(step, f"loss {total:.3f} content {content_l:.3f} style {style_l:.3f} "
-                                 f"{rec['steps_per_s']:.1f} it/s")
+                show_progress(step, f"loss {total:.3f} content {content_l:.3f} style {style_l:.3f} "
+                                    f"{rec['steps_per_s']:.1f} it/s")
             if step % opts.checkpoint_every == 0:
                 checkpoint()
             if step % opts.sample_every == 0:
                 samples_png()
-    finally:
-        bar.close()
     checkpoint()
     samples_png()
     elapsed = time.monotonic() - started
