@@ -72,9 +72,10 @@ def tensor_dtype(name: str, precision: str) -> torch.dtype:
     return torch.float16 if precision == "fp16" and name in IMAGE_TENSORS else torch.float32
 
 
-def feat_hw(h: int, w: int) -> tuple[int, int]:
-    """relu4_1 size for an H x W input: three ceil-mode 2x2 poolings."""
-    for _ in range(3):
+def feat_hw(h: int, w: int, halvings: int = 3) -> tuple[int, int]:
+    """The feature size for an H x W input: `halvings` ceil-mode halvings (3 for relu4_1; a graph's own:
+    graph.halvings). Ceil-mode pooling and padded stride-2 convs round the same way."""
+    for _ in range(halvings):
         h, w = -(-h // 2), -(-w // 2)
     return h, w
 
@@ -110,10 +111,10 @@ _WRAPPERS = {"full": _Full, "encode": _Encode, "decode": _Decode}
 
 
 def example_inputs(part: str, precision: str, n: int = 1, h: int = 64, w: int = 64,
-                   feat_channels: int = FEAT_CHANNELS) -> tuple[torch.Tensor, ...]:
+                   feat_channels: int = FEAT_CHANNELS, halvings: int = 3) -> tuple[torch.Tensor, ...]:
     """Inputs of the right shapes and dtypes for tracing (and for tests)."""
     gen = torch.Generator().manual_seed(0)
-    fh, fw = feat_hw(h, w)
+    fh, fw = feat_hw(h, w, halvings)
     shapes = {
         "content": (n, 3, h, w), "feat": (n, feat_channels, fh, fw), "alpha": (n,),
         "content_mean": (n, feat_channels), "content_std": (n, feat_channels),
@@ -159,7 +160,8 @@ def export_onnx(graph: StyleGraph, path: str | Path, part: Part = "full", precis
     # Traced once at a small size (sizes are dynamic axes): fp16 convolutions on the CPU are slow,
     # and 64x64 took 13 s to trace against well under a second here. Batch 2, not 1, so that no
     # size-1 dimension gets baked in as a broadcast.
-    args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1], feat_channels=graph.feat_channels)
+    args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1], feat_channels=graph.feat_channels,
+                          halvings=graph.halvings)
     names = {"input_names": list(INPUTS[part]), "output_names": list(OUTPUTS[part])}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from engines.vgg import VGGEncoder
 class StyleGraph(nn.Module):
     kind = "full"
     feat_channels = 512  # relu4_1
+    halvings = 3         # relu4_1 is at H/8
 
     def __init__(self, encoder: VGGEncoder, decoder: nn.Sequential):
         super().__init__()

@@ -156,7 +156,7 @@ class OnnxRuntimeEngine(ExportedGraphEngine):
             keep.append(t)
             binding.bind_input(n, "cuda", index, _np_dtype(t.dtype), list(t.shape), t.data_ptr())
         outs = []
-        for n, shape in zip(OUTPUTS[part], self._output_shapes(part, inputs, self.graph.feat_channels), strict=True):
+        for n, shape in zip(OUTPUTS[part], self._output_shapes(part, inputs, self.graph), strict=True):
             out = torch.empty(shape, dtype=tensor_dtype(n, self.precision), device=self.device)
             outs.append(out)
             binding.bind_output(n, "cuda", index, _np_dtype(out.dtype), list(shape), out.data_ptr())
@@ -166,14 +166,16 @@ class OnnxRuntimeEngine(ExportedGraphEngine):
         return outs
 
     @staticmethod
-    def _output_shapes(part: str, inputs: dict[str, torch.Tensor], channels: int) -> list[tuple[int, ...]]:
+    def _output_shapes(part: str, inputs: dict[str, torch.Tensor], graph) -> list[tuple[int, ...]]:
         if part == "decode":
             n, _, fh, fw = inputs["feat"].shape
-            return [(n, 3, 8 * fh, 8 * fw)]
+            k = 2 ** graph.halvings
+            return [(n, 3, k * fh, k * fw)]
         n, _, h, w = inputs["content"].shape
         if part == "full":
             return [(n, 3, h, w)]
-        return [(n, channels, *feat_hw(h, w)), (n, channels), (n, channels)]
+        c = graph.feat_channels
+        return [(n, c, *feat_hw(h, w, graph.halvings)), (n, c), (n, c)]
 
 
 def _np_dtype(dtype: torch.dtype):

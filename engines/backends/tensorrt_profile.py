@@ -62,7 +62,8 @@ def _round_up8(x: int) -> int:
 
 
 def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAULT_MAX_BATCH,
-                 part: str = "full", opt_batch: int | None = None, feat_channels: int = FEAT_CHANNELS) -> Profile:
+                 part: str = "full", opt_batch: int | None = None, feat_channels: int = FEAT_CHANNELS,
+                 halvings: int = 3) -> Profile:
     """(min, opt, max) shape per input of `part` covering every (height, width) in `resolutions`.
 
     Heights and widths: min = smallest rounded down to a multiple of 8, max = largest rounded up to
@@ -96,7 +97,7 @@ def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAUL
         if name == "content":
             return (n, 3, h, w)
         if name == "feat":
-            return (n, feat_channels, *feat_hw(h, w))
+            return (n, feat_channels, *feat_hw(h, w, halvings))
         if name == "alpha":
             return (n,)
         if name.startswith("style_"):

@@ -1,6 +1,6 @@
 """The lite network: a small content encoder, AdaIN in its own feature space, and a small decoder.
 
-    content (N,3,H,W) RGB [0,1] --LiteEncoder--> (N,C,H/8,W/8) --AdaIN(head(style code), alpha)--> LiteDecoder
+    content (N,3,H,W) RGB [0,1] --LiteEncoder--> (N,C,H/4,W/4) --AdaIN(head(style code), alpha)--> LiteDecoder
 
 No VGG on the per-frame path. The style input is today's style code (VGG relu4_1 mean and std,
 computed once per style): a small learned head (`StyleHead`) maps it to the mean and std that the
@@ -28,16 +28,21 @@ VGG_CHANNELS = 512  # length of the style code's mean and std
 class LiteShape:
     """Widths of the lite network. Stored in the weights' manifest so a file rebuilds its network."""
 
-    stem: int = 16        # H/2
-    mid: int = 32         # H/4
-    deep: int = 96        # H/8, residual blocks
-    features: int = 192   # the AdaIN space
-    blocks: int = 2       # residual blocks on each side of AdaIN
+    widths: tuple[int, ...] = (24, 64)  # one stride-2 3x3 conv each: H/2, H/4 (the AdaIN space is at H/4)
+    features: int = 128   # channels of the AdaIN space
+    blocks: int = 2       # depthwise-separable residual blocks on each side of AdaIN
     head_hidden: int = 256
     full_res: int = 16    # channels of the last full-resolution conv (0: straight to RGB)
 
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(self.widths))  # a JSON manifest gives a list
+
+    @property
+    def halvings(self) -> int:
+        return len(self.widths)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "widths": list(self.widths)}
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, relu: bool = True, groups: int = 1) -> nn.Sequential:
@@ -49,7 +54,7 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, relu: bool = True, g
 
 
 class ResidualBlock(nn.Module):
-    """Depthwise 3x3 + pointwise, twice, with a skip: cheap spatial context at H/8."""
+    """Depthwise 3x3 + pointwise, twice, with a skip: cheap spatial context in the AdaIN space."""
 
     def __init__(self, ch: int):
         super().__init__()
@@ -65,10 +70,11 @@ class ResidualBlock(nn.Module):
 class LiteEncoder(nn.Module):
     def __init__(self, s: LiteShape):
         super().__init__()
+        chans = (3, *s.widths)
         self.layers = nn.Sequential(
-            _conv(3, s.stem, stride=2), _conv(s.stem, s.mid, stride=2), _conv(s.mid, s.deep, stride=2),
-            *[ResidualBlock(s.deep) for _ in range(s.blocks)],
-            _conv(s.deep, s.features, k=1),
+            *[_conv(a, b, stride=2) for a, b in zip(chans[:-1], chans[1:], strict=True)],
+            *[ResidualBlock(s.widths[-1]) for _ in range(s.blocks)],
+            _conv(s.widths[-1], s.features, k=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,11 +85,12 @@ class LiteDecoder(nn.Module):
     def __init__(self, s: LiteShape):
         super().__init__()
         up = nn.Upsample(scale_factor=2, mode="nearest")
-        last = ([up, _conv(s.stem, s.full_res), _conv(s.full_res, 3, relu=False)] if s.full_res
-                else [up, _conv(s.stem, 3, relu=False)])
+        # back up through the encoder's widths; the last stage ends at full resolution with `full_res` channels
+        chans = (*reversed(s.widths), s.full_res or s.widths[0])
+        stages = [m for a, b in zip(chans[:-1], chans[1:], strict=True) for m in (up, _conv(a, b))]
         self.layers = nn.Sequential(
-            _conv(s.features, s.deep, k=1), *[ResidualBlock(s.deep) for _ in range(s.blocks)],
-            up, _conv(s.deep, s.mid), up, _conv(s.mid, s.stem), *last,
+            _conv(s.features, s.widths[-1], k=1), *[ResidualBlock(s.widths[-1]) for _ in range(s.blocks)],
+            *stages, _conv(chans[-1], 3, relu=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,6 +121,7 @@ class LiteGraph(nn.Module):
         super().__init__()
         self.shape = shape or LiteShape()
         self.feat_channels = self.shape.features
+        self.halvings = self.shape.halvings  # the features are at H / 2**halvings
         self.encoder = LiteEncoder(self.shape)
         self.head = StyleHead(self.shape)
         self.decoder = LiteDecoder(self.shape)
