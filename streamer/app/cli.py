@@ -1,4 +1,4 @@
-"""`stylestream live | convert | image | demo | styles | train | bench | build-engine`.
+"""`stylestream live | convert | image | serve | demo | styles | train | bench | build-engine`.
 
 Thin: parses options, merges them over the YAML config, and hands over to the module that does
 the work. Errors a user can cause print as one line (no traceback) and exit non-zero.
@@ -169,6 +169,40 @@ def live(
     if mjpeg is not None or host is not None:
         over.setdefault("live", {})["mjpeg"] = _overrides(port=mjpeg, host=host)
     run_live(load_config(config, over))
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 = any free one)")] = 8765,
+    host: Annotated[str, typer.Option(help="bind address; anything but loopback is reachable by others")] = "127.0.0.1",
+    cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS (browsers need it for a "
+                                                     "camera away from localhost)")] = None,
+    key: Annotated[Path | None, typer.Option(help="PEM private key of --cert")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="the server's own source, offered beside the "
+                                               "browser's camera: camera index, URL, video file or folder")] = None,
+    style: Annotated[str | None, typer.Option("--style", "-s", help="preset a new tab starts with")] = None,
+    size: Annotated[int, typer.Option(min=0, help="shorter side the network sees; 0 = native")] = 360,
+    max_sessions: Annotated[int, typer.Option(min=1, help="tabs served at once")] = 4,
+    allow_origin: Annotated[list[str] | None, typer.Option(help="another page origin allowed to call the "
+                                                           "studio (e.g. behind a proxy); repeat")] = None,
+    backend: Annotated[str, typer.Option(help="auto | torch | onnxruntime | tensorrt")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto | fp32 | fp16 | bf16")] = "auto",
+    decoder: DecoderOpt = None,
+    model: Annotated[str | None, typer.Option(help="network variant, where the engines offer a choice")] = None,
+    verbose: VerboseOpt = False,
+):
+    """A browser studio: your webcam (or the server's source) stylized over WebRTC, with live controls."""
+    try:
+        from streamer.serve.app import ServeOptions, run_serve
+    except ImportError as e:
+        raise StylestreamError(f"serve needs the serve extra ({e.name} is missing): "
+                               "pip install 'stylestream[serve]'") from None
+
+    _setup_logging(verbose)
+    run_serve(ServeOptions(host=host, port=port, cert=cert, key=key, source=source, style=style, size=size,
+                           max_sessions=max_sessions, allow_origins=allow_origin or [], backend=backend,
+                           device=device, precision=precision, decoder=decoder, model=model))
 
 
 @app.command()

@@ -1,0 +1,186 @@
+"""`stylestream serve` without a browser: a real server (subprocess, loopback) driven over HTTP, WebSocket and
+WebRTC by aiohttp and aiortc clients. The browser tests are in test_serve_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp", reason="serve extra not installed: pip install -e '.[serve]'")
+pytest.importorskip("aiortc", reason="serve extra not installed: pip install -e '.[serve]'")
+
+from serve_util import ROOT, serve  # noqa: E402
+
+from streamer.serve.client import StudioClient  # noqa: E402
+from streamer.serve.security import exposure_warning, is_loopback  # noqa: E402
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve("--size", "90", "--max-sessions", "2", "--style", "mondrian") as url:
+        yield url
+
+
+def _base(url: str) -> str:
+    return url.split("/?")[0]
+
+
+def _token(url: str) -> str:
+    return url.split("token=")[1]
+
+
+def test_loopback_and_warning():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert exposure_warning("127.0.0.1") is None
+    assert "--cert/--key" in exposure_warning("0.0.0.0")
+
+
+def test_every_http_request_needs_the_token(server):
+    base, token = _base(server), _token(server)
+    status, body, headers = _get(server)
+    assert status == 200 and b"stylestream studio" in body
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert token in cookie and "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    for path in ("/", "/static/studio.js", "/api/status", "/api/presets/mondrian.jpg"):
+        assert _get(base + path)[0] == 403, path
+        assert _get(base + path + "?token=wrong" + token[5:])[0] == 403, path
+    # the page's own requests carry the cookie; scripts may use a header instead
+    assert _get(base + "/static/studio.js", {"Cookie": cookie})[0] == 200
+    assert _get(base + "/api/status", {"Authorization": f"token {token}"})[0] == 200
+    status, jpeg, _ = _get(base + "/api/presets/mondrian.jpg", {"Cookie": cookie})
+    assert status == 200 and cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (108, 192, 3)
+
+
+def test_other_origins_are_refused(server):
+    base = _base(server)
+    assert _get(server, {"Origin": "http://evil.example"})[0] == 403
+    assert _get(server, {"Origin": base})[0] == 200
+
+    async def ws(origin):
+        async with StudioClient(server, origin=origin):
+            pass
+
+    with pytest.raises(Exception, match="403"):
+        asyncio.run(ws("http://evil.example"))
+    asyncio.run(ws(base))
+
+
+def test_stylized_round_trip_uploads_and_limits(server):
+    """Frames go through over WebRTC and come back stylized; uploads are validated; the session limit holds."""
+    import av
+    from aiortc import VideoStreamTrack
+
+    from streamer.democlip import render_frame
+
+    source = render_frame(1.0, 160, 90)
+
+    class Still(VideoStreamTrack):
+        async def recv(self):
+            pts, time_base = await self.next_timestamp()
+            frame = av.VideoFrame.from_ndarray(source, format="bgr24")
+            frame.pts, frame.time_base = pts, time_base
+            return frame
+
+    async def frames(track, n):
+        return [(await asyncio.wait_for(track.recv(), 60)).to_ndarray(format="bgr24") for _ in range(n)]
+
+    async def run():
+        async with StudioClient(server) as a, StudioClient(server) as b:
+            with pytest.raises(RuntimeError, match="full.*limit is 2"):
+                async with StudioClient(server):
+                    pass
+            received = await a.start(Still())
+            await a.set(alpha=1.0, smooth=False)
+            stylized = (await frames(received, 4))[-1]
+            assert stylized.shape == source.shape
+            assert np.abs(stylized.astype(float) - source).mean() > 20  # not the input passed through
+            # a bad file: one clear message, the style unchanged
+            status, reply = await a.upload(b"not an image at all", "fake.png", "image/png")
+            assert status == 400 and reply["error"].startswith("Cannot read image fake.png")
+            status, reply = await a.upload(b"#!/bin/sh\n", "run.sh", "text/x-sh")
+            assert status == 400 and "not an image" in reply["error"]
+            stripes = np.zeros((256, 256, 3), np.uint8)
+            stripes[::16] = (0, 0, 255)
+            status, reply = await a.upload(cv2.imencode(".png", stripes)[1].tobytes(), "red-lines.png", "image/png")
+            assert status == 200 and reply["state"]["style"] == "upload:red-lines"
+            after = (await frames(received, 4))[-1]
+            assert np.abs(after.astype(float) - stylized).mean() > 10
+            # b never chose anything: still the server's default
+            assert b.hello["state"]["style"] == "mondrian"
+
+    asyncio.run(run())
+
+
+def test_survives_a_client_that_leaves_mid_negotiation(server):
+    import av
+    from aiortc import VideoStreamTrack
+
+    class Grey(VideoStreamTrack):
+        async def recv(self):
+            pts, time_base = await self.next_timestamp()
+            frame = av.VideoFrame.from_ndarray(np.full((90, 160, 3), 128, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = pts, time_base
+            return frame
+
+    async def run():
+        for _ in range(2):  # the offer is sent, then the tab is gone before the answer
+            gone = StudioClient(server)
+            await gone.connect()
+            await gone.offer(Grey())
+            await gone.close()
+        await asyncio.sleep(1.0)
+        status = await _status(server)
+        assert status["sessions"] == []
+        async with StudioClient(server) as c:
+            track = await c.start(Grey())
+            frame = await asyncio.wait_for(track.recv(), 60)
+            assert frame.width == 160
+
+    asyncio.run(run())
+
+
+async def _status(url: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(_base(url) + "/api/status", params={"token": _token(url)}) as r:
+            return await r.json()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamer.cli", "serve", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--cert", "nowhere.pem"), "HTTPS needs both --cert FILE and --key FILE"),
+    (("--cert", "nowhere.pem", "--key", "nowhere.key"), "Not found: nowhere.pem"),
+    (("--style", "no-such-style"), "No style preset named 'no-such-style'"),
+])
+def test_bad_options_are_one_error_line(args, message):
+    r = _cli("--port", "0", *args)
+    assert r.returncode == 2, r.stderr
+    assert "error:" in r.stderr and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_taken_port_is_one_error_line(server):
+    port = _base(server).rsplit(":", 1)[1]
+    r = _cli("--port", port)
+    assert r.returncode == 2 and f"Cannot listen on 127.0.0.1:{port}" in r.stderr
