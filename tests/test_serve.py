@@ -164,6 +164,37 @@ async def _status(url: str) -> dict:
             return await r.json()
 
 
+def test_server_source_and_mjpeg_for_obs(tmp_path):
+    """A tab may watch the server's own source (here a video file played as a camera); its stylized stream is
+    also a plain MJPEG URL (OBS media or browser source)."""
+    import aiohttp
+    from conftest import write_video
+
+    clip = write_video(tmp_path / "clip.mp4", frames=20, fps=10, size=(160, 96), audio=False)
+
+    async def run(url):
+        async with StudioClient(url) as c:
+            assert c.hello["server_source"].startswith("clip.mp4")
+            track = await c.start(source="server")
+            first = await asyncio.wait_for(track.recv(), 60)
+            assert (first.width, first.height) == (160, 96)
+            mjpeg = f"{_base(url)}/api/sessions/{c.hello['session']}/mjpeg"
+            async with aiohttp.ClientSession() as http:
+                async with http.get(mjpeg, params={"token": _token(url)}) as r:
+                    assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+                    data = b""
+                    while data.count(b"\xff\xd9") < 2:  # two whole JPEGs
+                        data += await asyncio.wait_for(r.content.readany(), 60)
+            jpeg = data[data.index(b"\xff\xd8"):data.index(b"\xff\xd9") + 2]
+            assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (96, 160, 3)
+        async with aiohttp.ClientSession() as http:  # the tab is gone: so is its feed
+            async with http.get(mjpeg, params={"token": _token(url)}) as r:
+                assert r.status == 404
+
+    with serve("--size", "96", "--source", str(clip)) as url:
+        asyncio.run(run(url))
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "streamer.cli", "serve", *args], capture_output=True, text=True,
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)

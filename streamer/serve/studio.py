@@ -82,7 +82,7 @@ class Session:
         self.output_event.set()
         self.output_event = asyncio.Event()
 
-    def fps(self, window: float = 2.0) -> float:
+    def fps(self, window: float = 5.0) -> float:
         now = time.monotonic()
         recent = [t for t in self.frames_out if now - t <= window]
         if len(recent) < 2:

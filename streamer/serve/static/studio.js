@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token") || "";
-const studio = { session: null, pc: null, ws: null, stats: null, style: null, closed: false };
+const studio = { session: null, pc: null, ws: null, stats: null, style: null, lastState: null, closed: false };
 window.studio = studio; // for the browser tests and the console
 
 function withToken(path) {
@@ -65,6 +65,7 @@ function onMessage(msg) {
 }
 
 function applyState(state) {
+  studio.lastState = state;
   studio.style = state.style;
   $("alpha").value = state.alpha;
   $("alpha-value").textContent = Number(state.alpha).toFixed(2);
