@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/...)")
     args = ap.parse_args()
     args.width, args.height = (int(v) for v in args.resolution.lower().split("x"))
+    load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     proc, url = start_server(args)
     try:
         result = asyncio.run(measure(url, args))
@@ -164,7 +165,9 @@ def main() -> None:
     record = {"benchmark": "serve_latency", "date": datetime.now().isoformat(timespec="seconds"),
               "resolution": args.resolution, "network_size": args.size, "style": args.style,
               "smoothing": args.smooth, "client": "aiortc on the same machine (loopback)", "fps_sent": 30,
-              "seconds": args.seconds, **result, "machine": info}
+              "seconds": args.seconds, **result,
+              "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+              "machine": info}
     kind = "gpu" if info.get("gpu") and args.device != "cpu" else "cpu"
     out = args.out or ROOT / "benchmarks/results" / f"serve-latency-{kind}-{datetime.now():%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ WebRTC by aiohttp and aiortc clients. The browser tests are in test_serve_browse
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -106,6 +107,9 @@ def test_stylized_round_trip_uploads_and_limits(server):
             with pytest.raises(RuntimeError, match="full.*limit is 2"):
                 async with StudioClient(server):
                     pass
+            await a.ws.send_json({"type": "offer", "sdp": "v=0 nonsense", "sdp_type": "offer"})
+            with pytest.raises(RuntimeError):  # a bad offer: a message; the tab can still connect afterwards
+                await a._reply()
             received = await a.start(Still())
             await a.set(alpha=1.0, smooth=False)
             stylized = (await frames(received, 4))[-1]
@@ -116,6 +120,8 @@ def test_stylized_round_trip_uploads_and_limits(server):
             assert status == 400 and reply["error"].startswith("Cannot read image fake.png")
             status, reply = await a.upload(b"#!/bin/sh\n", "run.sh", "text/x-sh")
             assert status == 400 and "not an image" in reply["error"]
+            status, reply = await a.upload(b"\x89PNG" + bytes(11 * 2**20), "huge.png", "image/png")
+            assert status == 413 and reply["error"].startswith("huge.png is over 10 MB")
             stripes = np.zeros((256, 256, 3), np.uint8)
             stripes[::16] = (0, 0, 255)
             status, reply = await a.upload(cv2.imencode(".png", stripes)[1].tobytes(), "red-lines.png", "image/png")
@@ -193,6 +199,22 @@ def test_server_source_and_mjpeg_for_obs(tmp_path):
 
     with serve("--size", "96", "--source", str(clip)) as url:
         asyncio.run(run(url))
+
+
+def test_https_with_cert_and_key(tmp_path):
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with serve("--size", "64", "--cert", str(cert), "--key", str(key)) as url:
+        assert url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        with urllib.request.urlopen(url, context=ctx, timeout=30) as r:
+            assert r.status == 200 and "Secure" in r.headers["Set-Cookie"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

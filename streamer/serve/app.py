@@ -40,6 +40,10 @@ UPLOAD_MAX_PIXELS = 40_000_000
 STUDIO = web.AppKey("studio", Studio)
 
 
+class UploadTooLarge(InputError):
+    """An upload over MAX_UPLOAD_BYTES."""
+
+
 @dataclass
 class ServeOptions:
     host: str = "127.0.0.1"
@@ -92,7 +96,7 @@ async def upload_style(request: web.Request) -> web.Response:
     try:
         name, rgb = await _read_upload(request)
     except InputError as e:
-        return web.json_response({"error": str(e)}, status=400)
+        return web.json_response({"error": str(e)}, status=413 if isinstance(e, UploadTooLarge) else 400)
     code = await request.app[STUDIO].encode_style(rgb, name)
     key = f"upload:{name}"
     session.uploads[key] = code
@@ -117,7 +121,12 @@ async def _read_upload(request: web.Request):
     if ctype not in UPLOAD_TYPES:
         raise InputError(f"{filename} is {ctype or 'of no stated type'}, not an image: use a JPEG, PNG, WebP, BMP, "
                          "GIF or TIFF file")
-    data = await part.read(decode=False)  # aiohttp stops at client_max_size (413) before this is all in memory
+    data = bytearray()
+    while chunk := await part.read_chunk():  # client_max_size does not cover a multipart reader: count here
+        data += chunk
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise UploadTooLarge(f"{filename} is over {MAX_UPLOAD_BYTES // 2**20} MB: use a smaller image "
+                                 "(a style is read at 512 px anyway)")
     with tempfile.TemporaryDirectory(prefix="stylestream-upload-") as tmp:
         path = Path(tmp) / filename
         path.write_bytes(data)
@@ -229,15 +238,20 @@ async def _answer(studio: Studio, session: Session, msg: dict) -> dict:
     async def _state() -> None:
         log.info("session %s: WebRTC %s", session.id, pc.connectionState)
 
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type=msg.get("sdp_type", "offer")))
-    if source == "browser":
-        if not incoming:
-            raise InputError("the offer has no video track: allow the camera, or choose the server's source")
-        track = StylizedTrack(studio, session, browser=LatestFrame(incoming[0]))
-    else:
-        track = StylizedTrack(studio, session, hub=studio.source_hub)
-    pc.addTrack(track)
-    await pc.setLocalDescription(await pc.createAnswer())
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type=msg.get("sdp_type", "offer")))
+        if source == "browser":
+            if not incoming:
+                raise InputError("the offer has no video track: allow the camera, or choose the server's source")
+            track = StylizedTrack(studio, session, browser=LatestFrame(incoming[0]))
+        else:
+            track = StylizedTrack(studio, session, hub=studio.source_hub)
+        pc.addTrack(track)
+        await pc.setLocalDescription(await pc.createAnswer())
+    except BaseException:  # a bad offer: nothing of it stays, and the tab may offer again
+        await pc.close()
+        session.pc = None
+        raise
     if session.closed:  # the tab went away while the answer was being made: nothing of it may stay
         await pc.close()
         return None

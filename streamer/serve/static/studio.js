@@ -177,9 +177,7 @@ async function uploadStyle(file) {
   let reply;
   try {
     const response = await fetch(withToken(`/api/sessions/${studio.session}/style`), { method: "POST", body: form });
-    reply = response.status === 413
-      ? { error: `${file.name} is too large for a style image (the limit is 10 MB)` }
-      : await response.json();
+    reply = await response.json();
   } catch (err) {
     reply = { error: "Upload failed: " + err.message };
   }
