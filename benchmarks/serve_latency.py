@@ -1,9 +1,10 @@
 """`stylestream serve` measured without a browser: round-trip latency and delivered fps over WebRTC on loopback.
 
 An aiortc client sends a 640x360 stream at 30 fps to a real `stylestream serve` (a subprocess, on 127.0.0.1)
-and receives the stylized stream back. Each frame carries its number in a band of 16 blocks along the top
-(8 bits, each a bright/dark pair, which survives stylization and VP8); the client reads it from every frame
-that comes back, so the latency is measured end to end per frame: capture -> VP8 -> server (decode, the
+and receives the stylized stream back. Each frame carries its number in a band of 16 blocks along the top and
+again along the bottom (8 bits, each a bright/dark pair, which survives stylization and VP8); the client reads
+it from every frame that comes back (a frame counts only if both bands read clearly and agree), so the latency
+is measured end to end per frame: capture -> VP8 -> server (decode, the
 network, encode) -> client decode. The server skips frames while its engine is busy (newest frame wins), so
 the delivered fps is the stylized frames that came back per second.
 
@@ -39,21 +40,26 @@ BITS = 8
 MIN_CONTRAST = 8.0  # grey levels between the two blocks of a bit for it to count as read
 
 
+def _bands(h: int) -> tuple[slice, slice]:
+    return slice(0, h // 8), slice(h - h // 8, h)
+
+
 def draw_marker(image: np.ndarray, number: int) -> None:
-    """Bit b is blocks 2b, 2b+1 of the top band: (bright, dark) for 1, (dark, bright) for 0."""
+    """The number in a band at the top and again at the bottom. Bit b is blocks 2b, 2b+1 of a band:
+    (bright, dark) for 1, (dark, bright) for 0."""
     h, w = image.shape[:2]
-    band, block = h // 8, w // (2 * BITS)
-    for b in range(BITS):
-        one = number >> b & 1
-        for k, bright in ((2 * b, one), (2 * b + 1, 1 - one)):
-            image[:band, k * block:(k + 1) * block] = 235 if bright else 20
+    block = w // (2 * BITS)
+    for rows in _bands(h):
+        for b in range(BITS):
+            one = number >> b & 1
+            for k, bright in ((2 * b, one), (2 * b + 1, 1 - one)):
+                image[rows, k * block:(k + 1) * block] = 235 if bright else 20
 
 
-def read_marker(image: np.ndarray) -> int | None:
-    """The number drawn by draw_marker, or None if a bit is unclear."""
-    h, w = image.shape[:2]
-    band, block = h // 8, w // (2 * BITS)
-    luma = image[band // 4: band * 3 // 4].astype(np.float32).mean(axis=(0, 2))
+def _read_band(band: np.ndarray) -> int | None:
+    h, w = band.shape[:2]
+    block = w // (2 * BITS)
+    luma = band[h // 4: h * 3 // 4].astype(np.float32).mean(axis=(0, 2))
     means = [luma[k * block + block // 4: (k + 1) * block - block // 4].mean() for k in range(2 * BITS)]
     number = 0
     for b in range(BITS):
@@ -62,6 +68,12 @@ def read_marker(image: np.ndarray) -> int | None:
             return None
         number |= (diff > 0) << b
     return number
+
+
+def read_marker(image: np.ndarray) -> int | None:
+    """The number drawn by draw_marker, or None unless both bands read clearly and the same."""
+    top, bottom = (_read_band(image[rows]) for rows in _bands(image.shape[0]))
+    return top if top is not None and top == bottom else None
 
 
 def make_track(width: int, height: int, sent: dict[int, float]):

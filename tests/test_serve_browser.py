@@ -221,3 +221,19 @@ def test_server_survives_a_tab_that_disappears_mid_negotiation(context, server):
     b = open_tab(context, server)
     start(b)
     assert frame(b).shape[0] > 0
+
+
+def test_the_servers_own_source(browser, tmp_path):
+    """A tab that chooses the server's source (a video file played as a camera) sends no camera, only receives."""
+    from conftest import write_video
+
+    clip = write_video(tmp_path / "clip.mp4", frames=20, fps=10, size=(160, 96), audio=False)
+    with serve("--size", "96", "--source", str(clip)) as url:
+        ctx = browser.new_context()
+        ctx.set_default_timeout(TIMEOUT_MS)
+        page = open_tab(ctx, url)
+        page.select_option("#source", "server")
+        start(page)
+        assert frame(page).shape == (96, 160, 3)
+        assert page.evaluate("window.studio.pc.getSenders().filter((s) => s.track).length") == 0
+        ctx.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import cv2
 from aiohttp import WSMsgType, web
 
+from engines.backends.base import STYLE_SIZE
 from engines.errors import ConfigError, InputError, StylestreamError
 from engines.presets import load_preset, preset_names
 from streamer.serve.security import Guard, exposure_warning, new_token, ssl_context
@@ -128,13 +130,21 @@ async def _read_upload(request: web.Request):
             raise UploadTooLarge(f"{filename} is over {MAX_UPLOAD_BYTES // 2**20} MB: use a smaller image "
                                  "(a style is read at 512 px anyway)")
     with tempfile.TemporaryDirectory(prefix="stylestream-upload-") as tmp:
-        path = Path(tmp) / filename
+        path = Path(tmp) / "upload"  # never the sender's name as a path; the image format is read from the bytes
         path.write_bytes(data)
         try:
             rgb = await asyncio.to_thread(load_image, path, UPLOAD_MAX_PIXELS)
         except InputError as e:
             raise InputError(str(e).replace(str(path), filename)) from None
-    return Path(filename).stem[:60] or "style", rgb
+    return re.sub(r"[^\w.-]+", "-", Path(filename).stem)[:60] or "style", _shrink(rgb)
+
+
+def _shrink(rgb, shorter: int = 2 * STYLE_SIZE):
+    """A large image down to twice the size a style is encoded at (the engine resizes it once more), so that a
+    40 MP upload does not become a 480 MB float tensor."""
+    h, w = rgb.shape[:2]
+    k = shorter / min(h, w)
+    return rgb if k >= 1 else cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
 
 
 async def mjpeg(request: web.Request) -> web.StreamResponse:

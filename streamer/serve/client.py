@@ -41,10 +41,15 @@ class StudioClient:
         self.http = aiohttp.ClientSession()
         headers = {"Origin": self.origin} if self.origin else {}
         scheme = "wss" if self.base.startswith("https") else "ws"
-        self.ws = await self.http.ws_connect(f"{scheme}{self.base[self.base.index(':'):]}/ws",
-                                             params={"token": self.token}, headers=headers)
+        try:
+            self.ws = await self.http.ws_connect(f"{scheme}{self.base[self.base.index(':'):]}/ws",
+                                                 params={"token": self.token}, headers=headers)
+        except aiohttp.ClientError:
+            await self.close()
+            raise
         self.hello = await self.ws.receive_json(timeout=30)
-        if self.hello.get("type") != "hello":
+        if self.hello.get("type") != "hello":  # refused (the studio is full)
+            await self.close()
             raise RuntimeError(self.hello.get("message", str(self.hello)))
         self._reader = asyncio.ensure_future(self._read())
         return self.hello
