@@ -8,7 +8,8 @@ is measured end to end per frame: capture -> VP8 -> server (decode, the
 network, encode) -> client decode. The server skips frames while its engine is busy (newest frame wins), so
 the delivered fps is the stylized frames that came back per second.
 
-    python benchmarks/serve_latency.py [--seconds 30] [--device auto] [--backend auto] [--style starry-night]
+    python benchmarks/serve_latency.py [--seconds 30] [--device auto] [--backend auto] [--model auto]
+                                       [--size 360] [--style starry-night]
 
 Prints the numbers and writes benchmarks/results/serve-latency-<cpu|gpu>-<date>.json with the machine.
 """
@@ -102,7 +103,7 @@ def make_track(width: int, height: int, sent: dict[int, float]):
 
 def start_server(args) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "streamer.cli", "serve", "--port", "0", "--size", str(args.size),
-           "--device", args.device, "--backend", args.backend, "--style", args.style]
+           "--device", args.device, "--backend", args.backend, "--model", args.model, "--style", args.style]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     line = proc.stdout.readline()
@@ -160,6 +161,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=8.0, help="seconds not counted (first frames, warm-up)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--model", default="auto", help="full | lite | auto (serve's default: lite on a CPU)")
     ap.add_argument("--style", default="starry-night")
     ap.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
                     help="temporal smoothing (the studio's default: on)")

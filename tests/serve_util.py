@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def serve(*args: str, timeout: float = 120) -> Iterator[str]:
-    """`stylestream serve --port 0 ARGS` on loopback (CPU); yields the URL it printed, stops it afterwards."""
-    cmd = [sys.executable, "-m", "streamer.cli", "serve", "--port", "0", "--device", "cpu", *args]
+    """`stylestream serve --port 0 ARGS` on loopback (CPU, the full model unless ARGS say otherwise: the tests'
+    thresholds were set with it); yields the URL it printed, stops it afterwards."""
+    model = [] if "--model" in args else ["--model", "full"]
+    cmd = [sys.executable, "-m", "streamer.cli", "serve", "--port", "0", "--device", "cpu", *model, *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     stderr: list[str] = []

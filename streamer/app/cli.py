@@ -189,7 +189,7 @@ def serve(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="auto | fp32 | fp16 | bf16")] = "auto",
     decoder: DecoderOpt = None,
-    model: Annotated[str | None, typer.Option(help="network variant, where the engines offer a choice")] = None,
+    model: Annotated[str, typer.Option(help="auto | full | lite (auto: lite on a CPU, full on a GPU)")] = "auto",
     verbose: VerboseOpt = False,
 ):
     """A browser studio: your webcam (or the server's source) stylized over WebRTC, with live controls."""

@@ -60,7 +60,7 @@ class ServeOptions:
     device: str = "auto"
     precision: str = "auto"
     decoder: Path | None = None
-    model: str | None = None           # passed to engine creation (a backend that takes no `model` refuses it)
+    model: str = "auto"                # full | lite | auto (engines/models.py)
     allow_origins: list[str] = field(default_factory=list)
     token: str | None = None           # default: a new random one per run
 
@@ -73,7 +73,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def status(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
-    return web.json_response({"engine": studio.engine.describe(), "size": studio.size,
+    return web.json_response({"engine": studio.engine.describe_model(), "size": studio.size,
                               "max_sessions": studio.max_sessions,
                               "sessions": [s.describe() for s in studio.sessions.values()]})
 
@@ -180,7 +180,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         return ws
     stats = asyncio.ensure_future(_send_stats(ws, session, studio))
     try:
-        await ws.send_json({"type": "hello", "session": session.id, "engine": studio.engine.describe(),
+        await ws.send_json({"type": "hello", "session": session.id, "engine": studio.engine.describe_model(),
                             "size": studio.size, "presets": _presets(),
                             "server_source": studio.source_hub.name if studio.source_hub else None,
                             "state": session.describe()})
@@ -272,7 +272,7 @@ async def _send_stats(ws: web.WebSocketResponse, session: Session, studio: Studi
     try:
         while not ws.closed:
             await asyncio.sleep(1.0)
-            await ws.send_json({"type": "stats", "engine": studio.engine.describe(), **session.describe()})
+            await ws.send_json({"type": "stats", "engine": studio.engine.describe_model(), **session.describe()})
     except (ConnectionResetError, RuntimeError):
         pass
 
@@ -329,12 +329,12 @@ def build_studio(options: ServeOptions) -> Studio:
     default_style = options.style or "starry-night"
     load_preset(default_style)  # an unknown name fails now, with the list of presets
     hub = SourceHub(open_source(options.source, live=True)) if options.source else None
-    engine_options = {"model": options.model} if options.model else {}
+    # auto: the lite model on a CPU, the full one on a GPU (engines/models.py); 16:9 frames at --size
+    frame_pixels = options.size * options.size * 16 // 9 if options.size else None
     engine = create_engine(options.backend, device=options.device, precision=options.precision,
-                           decoder=str(options.decoder) if options.decoder else None, **engine_options)
-    if options.model and getattr(engine, "model", None) is None:  # create_engine drops options a backend lacks
-        raise ConfigError(f"--model {options.model}: the {engine.name} backend here does not take a model choice")
-    log.info("engine: %s", engine.describe())
+                           decoder=str(options.decoder) if options.decoder else None, model=options.model,
+                           job="serve", frame_pixels=frame_pixels)
+    log.info("engine: %s", engine.describe_model())
     return Studio(engine, size=options.size, max_sessions=options.max_sessions, default_style=default_style,
                   source_hub=hub)
 
