@@ -194,7 +194,7 @@ def serve(
 ):
     """A browser studio: your webcam (or the server's source) stylized over WebRTC, with live controls."""
     try:
-        from streamer.serve.app import ServeOptions, run_serve
+        from streamer.serve.command import ServeOptions, run_serve
     except ImportError as e:
         raise StylestreamError(f"serve needs the serve extra ({e.name} is missing): "
                                "pip install 'stylestream[serve]'") from None

@@ -1,4 +1,4 @@
-"""Routes of the studio, and `run_serve` (what `stylestream serve` calls).
+"""Routes of the studio (the aiohttp application; streamer/serve/command.py runs it).
 
     GET  /                       the page (static/index.html); opened with ?token=, it sets the token cookie
     GET  /static/...             its script and style sheet
@@ -19,19 +19,17 @@ import asyncio
 import json
 import logging
 import re
-import socket
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 from aiohttp import WSMsgType, web
 
 from engines.backends.base import STYLE_SIZE
-from engines.errors import ConfigError, InputError, StylestreamError
+from engines.errors import InputError, StylestreamError
 from engines.presets import load_preset, preset_names
-from streamer.serve.security import Guard, exposure_warning, new_token, ssl_context
-from streamer.serve.studio import JPEG_QUALITY, Session, SourceHub, Studio, StudioFull
+from streamer.serve.security import Guard
+from streamer.serve.studio import JPEG_QUALITY, Session, Studio, StudioFull
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +42,6 @@ STUDIO = web.AppKey("studio", Studio)
 
 class UploadTooLarge(InputError):
     """An upload over MAX_UPLOAD_BYTES."""
-
-
-@dataclass
-class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8765
-    cert: Path | None = None
-    key: Path | None = None
-    source: str | None = None          # the server's own source (camera index, file, URL), offered beside the tab's
-    style: str | None = None           # preset a new tab starts with
-    size: int = 360                    # shorter side the network sees
-    max_sessions: int = 4
-    backend: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    decoder: Path | None = None
-    model: str = "auto"                # full | lite | auto (engines/models.py)
-    allow_origins: list[str] = field(default_factory=list)
-    token: str | None = None           # default: a new random one per run
 
 
 # -- handlers ------------------------------------------------------------------------------------------
@@ -277,7 +256,7 @@ async def _send_stats(ws: web.WebSocketResponse, session: Session, studio: Studi
         pass
 
 
-# -- the application and the command -------------------------------------------------------------------
+# -- the application -------------------------------------------------------------------
 
 def make_app(studio: Studio, guard: Guard) -> web.Application:
     app = web.Application(middlewares=[guard.middleware], client_max_size=MAX_UPLOAD_BYTES)
@@ -296,81 +275,3 @@ def make_app(studio: Studio, guard: Guard) -> web.Application:
 
     app.on_shutdown.append(_close_all)
     return app
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as e:
-        sock.close()
-        raise ConfigError(f"Cannot listen on {host}:{port}: {e.strerror}; choose another --port or --host") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def _urls(host: str, port: int, scheme: str, token: str) -> list[str]:
-    if host in ("0.0.0.0", "::", ""):
-        hosts = ["127.0.0.1", socket.gethostname()]
-    else:
-        hosts = [f"[{host}]" if ":" in host else host]
-    return [f"{scheme}://{h}:{port}/?token={token}" for h in hosts]
-
-
-def build_studio(options: ServeOptions) -> Studio:
-    from engines.backends import create_engine
-    from streamer.sources import open_source
-
-    if options.max_sessions < 1:
-        raise ConfigError("--max-sessions must be at least 1")
-    default_style = options.style or "starry-night"
-    load_preset(default_style)  # an unknown name fails now, with the list of presets
-    hub = SourceHub(open_source(options.source, live=True)) if options.source else None
-    # auto: the lite model on a CPU, the full one on a GPU (engines/models.py); 16:9 frames at --size
-    frame_pixels = options.size * options.size * 16 // 9 if options.size else None
-    engine = create_engine(options.backend, device=options.device, precision=options.precision,
-                           decoder=str(options.decoder) if options.decoder else None, model=options.model,
-                           job="serve", frame_pixels=frame_pixels)
-    log.info("engine: %s", engine.describe_model())
-    return Studio(engine, size=options.size, max_sessions=options.max_sessions, default_style=default_style,
-                  source_hub=hub)
-
-
-def run_serve(options: ServeOptions) -> None:
-    """Serve the studio until Ctrl-C. Prints the URL (with its token) on stdout."""
-    if not log.isEnabledFor(logging.DEBUG):  # ICE's per-candidate INFO lines would bury ours
-        for noisy in ("aioice", "aiortc"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    tls = ssl_context(options.cert, options.key)
-    warning = exposure_warning(options.host)
-    sock = _bind(options.host, options.port)  # before the engine loads: a taken port fails at once
-    studio = build_studio(options)
-    port = sock.getsockname()[1]
-    token = options.token or new_token()
-    guard = Guard(token, f"stylestream-token-{port}", tuple(options.allow_origins))
-    app = make_app(studio, guard)
-    if warning:
-        log.warning(warning)
-    urls = _urls(options.host, port, "https" if tls else "http", token)
-
-    async def serve() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock, ssl_context=tls).start()
-        log.info("stylestream studio: open this URL in a browser (it holds the access token)")
-        for url in urls:
-            print(url, flush=True)  # stdout: the line a script reads
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        studio.close()
