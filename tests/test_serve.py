@@ -242,3 +242,25 @@ def test_a_taken_port_is_one_error_line(server):
     port = _base(server).rsplit(":", 1)[1]
     r = _cli("--port", port)
     assert r.returncode == 2 and f"Cannot listen on 127.0.0.1:{port}" in r.stderr
+
+
+def test_latency_benchmark_markers_and_matching():
+    """benchmarks/serve_latency.py: a frame number survives lossy coding, noise reads as nothing, and each
+    shown frame is matched with the latest drawing of its number (never one a wrap-around ago)."""
+    import importlib.util
+
+    from streamer.democlip import render_frame
+
+    spec = importlib.util.spec_from_file_location("serve_latency", ROOT / "benchmarks/serve_latency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    image = render_frame(2.0, 640, 360)
+    bench.draw_marker(image, 173)
+    lossy = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
+    assert bench.read_marker(lossy) == 173
+    assert bench.read_marker(np.random.default_rng(0).integers(0, 255, (360, 640, 3), np.uint8)) is None
+    assert bench.read_marker(render_frame(2.0, 640, 360)) is None
+    sent = [(5, 0.0), (6, 0.1), (5, 8.6)]
+    result = bench.summarize([(0.5, 5), (0.6, None), (0.7, 6), (8.0, 6), (9.0, 5)], sent)
+    assert result["frames_timed"] == 3 and result["unreadable_markers"] == 1 and result["wrapped_markers"] == 1
+    assert result["latency_ms_min"] == 400.0 and result["latency_ms_p50"] == 500.0
