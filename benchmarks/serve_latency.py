@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.machine import machine_info  # noqa: E402
-from streamer.democlip import render_frame  # noqa: E402
+from streamer.app.democlip import render_frame  # noqa: E402
 from streamer.serve.client import StudioClient  # noqa: E402
 
 BITS = 8
@@ -149,7 +149,7 @@ def make_track(width: int, height: int, sent: list[tuple[int, float]]):
 
 
 def start_server(args) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "streamer.cli", "serve", "--port", "0", "--size", str(args.size),
+    cmd = [sys.executable, "-m", "streamer.app.cli", "serve", "--port", "0", "--size", str(args.size),
            "--device", args.device, "--backend", args.backend, "--model", args.model, "--style", args.style]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)

@@ -22,7 +22,7 @@ def serve(*args: str, timeout: float = 120) -> Iterator[str]:
     """`stylestream serve --port 0 ARGS` on loopback (CPU, the full model unless ARGS say otherwise: the tests'
     thresholds were set with it); yields the URL it printed, stops it afterwards."""
     model = [] if "--model" in args else ["--model", "full"]
-    cmd = [sys.executable, "-m", "streamer.cli", "serve", "--port", "0", "--device", "cpu", *model, *args]
+    cmd = [sys.executable, "-m", "streamer.app.cli", "serve", "--port", "0", "--device", "cpu", *model, *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     stderr: list[str] = []
@@ -58,7 +58,7 @@ def _readline(proc: subprocess.Popen, timeout: float) -> str:
 
 def write_y4m(path: Path, frames: int = 30, width: int = 320, height: int = 180, fps: int = 15) -> Path:
     """A y4m of the generated demo clip (what Chromium's fake camera plays, looping)."""
-    from streamer.democlip import render_frame
+    from streamer.app.democlip import render_frame
 
     with open(path, "wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())

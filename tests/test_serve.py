@@ -88,7 +88,7 @@ def test_stylized_round_trip_uploads_and_limits(server):
     import av
     from aiortc import VideoStreamTrack
 
-    from streamer.democlip import render_frame
+    from streamer.app.democlip import render_frame
 
     source = render_frame(1.0, 160, 90)
 
@@ -223,7 +223,7 @@ def test_https_with_cert_and_key(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streamer.cli", "serve", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "streamer.app.cli", "serve", *args], capture_output=True, text=True,
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
 
 
@@ -249,7 +249,7 @@ def test_latency_benchmark_markers_and_matching():
     shown frame is matched with the latest drawing of its number (never one a wrap-around ago)."""
     import importlib.util
 
-    from streamer.democlip import render_frame
+    from streamer.app.democlip import render_frame
 
     spec = importlib.util.spec_from_file_location("serve_latency", ROOT / "benchmarks/serve_latency.py")
     bench = importlib.util.module_from_spec(spec)

@@ -25,6 +25,8 @@ from engines.backends.base import Engine
 from engines.errors import StylestreamError
 from engines.presets import load_preset, preset_names
 from streamer.serve.render import StyleState, render
+from streamer.stylize import StylizeStep
+from streamer.temporal import TemporalSmoother
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ class Session:
     def __init__(self, session_id: str, state: StyleState):
         self.id = session_id
         self.state = state
-        self.smoother = None
+        self.step: StylizeStep | None = None  # its own stylize step and smoother, made on the engine thread
         self.uploads: dict[str, StyleCode] = {}
         self.pc = None                      # its RTCPeerConnection, once it has sent an offer
         self.closed = False
@@ -62,16 +64,16 @@ class Session:
     def render(self, engine: Engine, image: np.ndarray, size: int) -> np.ndarray:
         """On the engine thread."""
         state = self.state
-        if self._restart_smoother and self.smoother is not None:
-            self.smoother.reset()
-        self._restart_smoother = False
-        if state.smooth and self.smoother is None:
-            from streamer.temporal import TemporalSmoother
-
-            self.smoother = TemporalSmoother()
+        if self.step is None:
+            self.step = StylizeStep(engine)
+        if state.smooth and self.step.smoother is None:
+            self.step.smoother = TemporalSmoother()
         elif not state.smooth:
-            self.smoother = None
-        return render(engine, image, state, size, self.smoother)
+            self.step.smoother = None
+        elif self._restart_smoother:
+            self.step.smoother.reset()
+        self._restart_smoother = False
+        return render(self.step, image, state, size)
 
     def delivered(self, image: np.ndarray, arrived: float) -> None:
         now = time.monotonic()
@@ -133,7 +135,7 @@ class Studio:
         if session.pc is not None:
             await session.pc.close()
         session.pc = None
-        session.smoother = None
+        session.step = None
         session.uploads.clear()
         session.output = None
         log.info("session %s closed (%d left)", session.id, len(self.sessions))
@@ -159,11 +161,11 @@ class Studio:
         return self._thumbnails[name]
 
     def _make_thumbnail(self, name: str) -> bytes:
-        from streamer.democlip import render_frame
+        from streamer.app.democlip import render_frame
 
         w, h = THUMB_SIZE
         state = StyleState(name, load_preset(name), smooth=False)
-        image = render(self.engine, render_frame(1.0, w, h), state, 0)
+        image = render(StylizeStep(self.engine), render_frame(1.0, w, h), state, 0)
         return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
 
     def close(self) -> None:
