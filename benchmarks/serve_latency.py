@@ -18,7 +18,7 @@ stylized frames that came back per second. Two clients:
     python benchmarks/serve_latency.py [--client aiortc|chromium] [--size 360] [--seconds 30] [--device auto]
                                        [--backend auto] [--model auto] [--style starry-night]
 
-Prints the numbers and writes benchmarks/results/serve-latency-<cpu|gpu>-<client>-size<N>-<date>.json with
+Prints the numbers and writes benchmarks/results/serve-latency-<cpu|gpu>-<model>-<client>-size<N>-<date>.json with
 the machine and its load average.
 """
 
@@ -242,7 +242,8 @@ def main() -> None:
               "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
               "machine": info}
     kind = "gpu" if info.get("gpu") and args.device != "cpu" else "cpu"
-    name = f"serve-latency-{kind}-{args.client}-size{args.size}-{datetime.now():%Y-%m-%d}.json"
+    model = (result.get("engine") or args.model).split()[0]  # "lite model, torch on cpu (bfloat16)" -> lite
+    name = f"serve-latency-{kind}-{model}-{args.client}-size{args.size}-{datetime.now():%Y-%m-%d}.json"
     out = args.out or ROOT / "benchmarks/results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
