@@ -1,6 +1,6 @@
 """docs/serve.png: the studio page in headless Chromium (Debian's), the fake camera playing the demo clip.
 
-    python scripts/serve_screenshot.py [--out docs/serve.png] [--style the-scream]
+    python scripts/serve_screenshot.py [--out docs/serve.png] [--style the-scream] [--model auto]
 
 Uses the browser tests' helpers (tests/serve_util.py): the same `stylestream serve` subprocess (CPU) and y4m.
 """
@@ -24,10 +24,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/serve.png")
     ap.add_argument("--style", default="the-scream")
     ap.add_argument("--size", default="360")
+    ap.add_argument("--model", default="auto", help="full | lite | auto (serve's default)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, serve("--size", args.size) as url, sync_playwright() as p:
+    with (tempfile.TemporaryDirectory() as tmp, serve("--size", args.size, "--model", args.model) as url,
+          sync_playwright() as p):
         clip = write_y4m(Path(tmp) / "camera.y4m", frames=48, width=640, height=360, fps=24)
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
