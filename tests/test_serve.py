@@ -53,6 +53,7 @@ def test_loopback_and_warning():
     assert "--cert/--key" in exposure_warning("0.0.0.0")
 
 
+@pytest.mark.slow
 def test_every_http_request_needs_the_token(server):
     base, token = _base(server), _token(server)
     status, body, headers = _get(server)
@@ -69,6 +70,7 @@ def test_every_http_request_needs_the_token(server):
     assert status == 200 and cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (108, 192, 3)
 
 
+@pytest.mark.slow
 def test_other_origins_are_refused(server):
     base = _base(server)
     assert _get(server, {"Origin": "http://evil.example"})[0] == 403
@@ -83,6 +85,7 @@ def test_other_origins_are_refused(server):
     asyncio.run(ws(base))
 
 
+@pytest.mark.slow
 def test_stylized_round_trip_uploads_and_limits(server):
     """Frames go through over WebRTC and come back stylized; uploads are validated; the session limit holds."""
     import av
@@ -139,6 +142,7 @@ def test_stylized_round_trip_uploads_and_limits(server):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_survives_a_client_that_leaves_mid_negotiation(server):
     import av
     from aiortc import VideoStreamTrack
@@ -175,6 +179,7 @@ async def _status(url: str) -> dict:
             return await r.json()
 
 
+@pytest.mark.slow
 def test_server_source_and_mjpeg_for_obs(tmp_path):
     """A tab may watch the server's own source (here a video file played as a camera); its stylized stream is
     also a plain MJPEG URL (OBS media or browser source)."""
@@ -206,6 +211,7 @@ def test_server_source_and_mjpeg_for_obs(tmp_path):
         asyncio.run(run(url))
 
 
+@pytest.mark.slow
 def test_https_with_cert_and_key(tmp_path):
     import ssl
 
@@ -227,6 +233,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (("--cert", "nowhere.pem"), "HTTPS needs both --cert FILE and --key FILE"),
     (("--cert", "nowhere.pem", "--key", "nowhere.key"), "Not found: nowhere.pem"),
@@ -238,6 +245,7 @@ def test_bad_options_are_one_error_line(args, message):
     assert "error:" in r.stderr and message in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_one_error_line(server):
     port = _base(server).rsplit(":", 1)[1]
     r = _cli("--port", port)
