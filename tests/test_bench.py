@@ -50,7 +50,7 @@ def test_rows_have_times_fps_and_memory(result):
         native = r["backend"] == "torch" and cpu_has_native_bf16()
         assert r["precision"] == ("bfloat16" if native else "float32")
         assert r["stylize_ms_median"] > 0 and r["frame_ms_median"] >= r["stylize_ms_median"] * 0.9
-        assert r["fps"] == pytest.approx(1000 / r["stylize_ms_median"], rel=0.01)
+        assert r["fps"] == pytest.approx(1000 / r["stylize_ms_median"], rel=0.01, abs=0.006)  # fps has 2 decimals
         assert r["peak_mem_mb"] > 50  # the whole process's peak resident set (torch alone is more)
         assert r["mem_growth_mb"] >= 0
 
