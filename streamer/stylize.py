@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 from engines.adain import StyleCode, preserve_color
 from engines.backends.base import Engine
+from engines.errors import InputError
+from engines.images import MAX_ASPECT, MIN_SIDE
 from streamer.temporal import TemporalSmoother
 
 
@@ -32,8 +34,13 @@ class NamedStyle:
 
 
 def output_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(w, h) the network works at: shorter side `size` if the input is larger, even numbers."""
+    """(w, h) the network works at: shorter side `size` if the input is larger, never under the network's
+    MIN_SIDE (tiny videos are scaled up), even numbers. InputError for an extreme aspect ratio."""
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"The video is {width}x{height}, more than {MAX_ASPECT} times longer than it is wide; "
+                         f"crop it to a less extreme shape")
     k = min(1.0, size / min(width, height)) if size else 1.0
+    k = max(k, MIN_SIDE / min(width, height))
     return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
 
 

@@ -94,7 +94,9 @@ def image(
     method: Annotated[str, typer.Option(help="adain (fast) or gatys (slow optimisation, reference)")] = "adain",
     steps: Annotated[int, typer.Option(min=1, help="gatys: optimisation steps")] = 300,
     optimizer: Annotated[str, typer.Option(help="gatys: lbfgs or adam")] = "lbfgs",
-    device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None, verbose: VerboseOpt = False,
+    device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="replace existing outputs")] = False,
+    verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
     from streamer.app.config import load_config
@@ -109,7 +111,7 @@ def image(
     job = ImageJob(inputs=inputs, output=output, styles=cfg.styles, style_weights=cfg.style_weights,
                    alpha=cfg.alpha, preserve_color=cfg.preserve_color, mask=mask, size=size, style_size=style_size,
                    max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=cfg.engine.device,
-                   decoder=cfg.engine.decoder, model=cfg.engine.model)
+                   decoder=cfg.engine.decoder, model=cfg.engine.model, overwrite=overwrite)
     for path in run_image_job(job):
         err.print(f"wrote {path}", soft_wrap=True)
 

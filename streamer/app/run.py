@@ -100,7 +100,8 @@ def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None
     from streamer.sources.video_file import VideoFileSource
 
     for src, dst in pairs:
-        VideoFileSource(src)  # probes: InputError for an empty, corrupt, truncated or non-video file
+        info = VideoFileSource(src).info  # probes: InputError for an empty, corrupt, truncated or non-video file
+        output_size(info.width, info.height, cfg.size)  # InputError for an extreme shape
         _video_sink(cfg, dst, audio=False).check()
 
 
