@@ -2,7 +2,8 @@
 
 - Timestamps: Frame.pts in StreamInfo.time_base when the source has them (variable frame rate and duration
   survive), else Frame.time; live streams start at 0.
-- Audio (from StreamInfo.path): copied by streamer.sinks.audio, interleaved with the video as frames arrive.
+- Audio and subtitles (from StreamInfo.path): every audio track, and the subtitles the container can hold, copied
+  by streamer.sinks.audio, interleaved with the video as frames arrive; what cannot be kept is named once.
 - Codec and its options (quality/speed in each encoder's own terms): streamer.sinks.encoder.
 - Safety: frames go to a hidden ".NAME.partial-PID-XXXX.EXT" of this run's own beside the output, renamed
   into place by `close()` (also on Ctrl-C/SIGTERM: the file then holds every frame written so far). `abort()`
@@ -29,7 +30,7 @@ from engines.errors import OutputError
 from engines.files import OutputLock, temp_beside
 from streamer.frame import Frame, StreamInfo
 from streamer.sinks import Sink
-from streamer.sinks.audio import AudioTrack
+from streamer.sinks.audio import CopiedStreams
 from streamer.sinks.encoder import CONTAINERS, alternatives, choose_codec, encoder_options, needs_even
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class VideoFileSink(Sink):
         self.frames_written = 0
         self._out: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
-        self._audio: AudioTrack | None = None
+        self._audio: CopiedStreams | None = None
         self._created_dirs: list[Path] = []
         self._audio_packets = 0
         self._done = False
@@ -245,7 +246,7 @@ class VideoFileSink(Sink):
         stream.options = encoder_options(codec, self.crf, self.preset)
         self._stream = stream
         if self.audio and info.path is not None:
-            self._audio = AudioTrack.open(Path(info.path), out, self.format)
+            self._audio = CopiedStreams.open(Path(info.path), out, self.format)
         try:
             out.start_encoding()  # opens the encoders and writes the header: errors show up here
         except OSError as e:
