@@ -283,10 +283,22 @@ def train(ctx: typer.Context):
 
 def main() -> None:
     try:
-        app()  # standalone: click prints usage errors itself and exits
+        code = app(standalone_mode=False)  # usage errors come here too, to be printed as one line
     except StylestreamError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C outside a stream (while loading)
+        sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors (bad option values, missing arguments)
+        ctx = getattr(e, "ctx", None)
+        where = f" (see `stylestream {ctx.info_name} --help`)" if ctx is not None and ctx.parent else ""
+        _error(" ".join(e.format_message().split()) + where)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
 
 
 if __name__ == "__main__":
