@@ -186,3 +186,17 @@ def test_a_folder_batch_with_a_broken_file_writes_nothing(run_cli, tmp_path):
     line = one_error(*run_cli("image", folder, "-o", tmp_path / "out", "--size", "64")[::2])
     assert "b.png" in line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_convert_batch_with_a_file_that_breaks_midway_is_one_line_and_keeps_the_finished(run_cli, tmp_path):
+    from conftest import write_video
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_video(folder / "a.mp4", frames=4, size=(64, 48), audio=False)
+    b = write_video(folder / "b.mp4", frames=30, size=(64, 48), audio=False, faststart=True)
+    b.write_bytes(b.read_bytes()[: b.stat().st_size * 6 // 10])  # its header says 30 frames; about half are there
+    out = tmp_path / "out"
+    line = one_error(*run_cli("convert", folder, "-o", out, "--size", "32", "--no-smooth", "--model", "full")[::2])
+    assert "b.mp4" in line and "1 finished before it and kept: a.mp4" in line
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]  # no partial file, no lock

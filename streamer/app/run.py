@@ -125,7 +125,12 @@ def run_convert(cfg: StreamConfig, inputs: list[Path], output: Path) -> list[Pat
     styles = build_styles(cfg, engine)
     written = []
     for src, dst in pairs:
-        result = convert_one(cfg, engine, styles, src, dst)
+        try:
+            result = convert_one(cfg, engine, styles, src, dst)
+        except StylestreamError as e:
+            if written:  # finished files are complete; say which are there
+                e.args = (f"{e} ({len(written)} finished before it and kept: {', '.join(p.name for p in written)})",)
+            raise
         if result.interrupted:
             raise interrupted(result, dst, finished=len(written))
         written.append(dst)
