@@ -7,6 +7,7 @@ runs in fp16: a 512-channel variance over a 90x160 map loses too much in half pr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from engines.errors import InputError
 
 EPS = 1e-5
+STYLE_CHANNELS = 512  # relu4_1's channels: a style code's mean and std each have this many values
 
 
 def mean_std(feat: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +118,21 @@ class StyleCode:
             raise InputError(f"Cannot read style code {path}: {e}") from None
         if "mean" not in t or "std" not in t:
             raise InputError(f"{path} is not a style code (needs 'mean' and 'std' tensors)")
+        for name in ("mean", "std"):
+            check_style_tensor(t[name], name, str(path))
         return StyleCode(t["mean"].float(), t["std"].float(), meta.pop("source", path.stem), meta)
+
+
+def check_style_tensor(t: torch.Tensor, name: str, where: str) -> None:
+    """InputError unless `t` is a style code's mean or std: STYLE_CHANNELS finite values (std >= 0)."""
+    if tuple(t.shape) != (STYLE_CHANNELS,):
+        raise InputError(f"{where}: tensor '{name}' has shape {tuple(t.shape)}, a style code needs "
+                         f"({STYLE_CHANNELS},); make it again from an image (it is not a relu4_1 style code)")
+    if not bool(torch.isfinite(t.float()).all()):
+        raise InputError(f"{where}: tensor '{name}' holds NaN or inf; the file is corrupt, make it again")
+    if name == "std" and bool((t < 0).any()):
+        raise InputError(f"{where}: tensor 'std' has negative values (a standard deviation is >= 0); the file is "
+                         f"corrupt, make it again")
 
 
 def blend_styles(codes: Sequence[StyleCode], weights: Sequence[float] | None = None) -> StyleCode:
@@ -131,6 +147,8 @@ def blend_styles(codes: Sequence[StyleCode], weights: Sequence[float] | None = N
         weights = [1.0] * len(codes)
     if len(weights) != len(codes):
         raise InputError(f"{len(codes)} styles but {len(weights)} style weights")
+    if not all(math.isfinite(w) for w in weights):
+        raise InputError(f"Style weights must be finite numbers, got {', '.join(f'{w:g}' for w in weights)}")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise InputError("Style weights must be non-negative and not all zero")
     total = float(sum(weights))

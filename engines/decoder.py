@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -63,11 +62,16 @@ def load_sequential_state(path: Path, keep: Callable[[str], bool] = lambda k: Tr
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():  # not a pickle at all (text, random bytes)
+            raise WeightsError(f"Cannot read weights {path}: not a .safetensors or PyTorch state dict file "
+                               f"({str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
         raise WeightsError(f"{path} holds pickled objects, not only tensors; refusing to load it "
                            "(save a state_dict, or convert it to .safetensors)") from None
-    except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as e:
-        raise WeightsError(f"Cannot read weights {path}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file can fail in any of the parsers' ways
+        reason = (str(e).splitlines() or [e.__class__.__name__])[0]
+        raise WeightsError(f"Cannot read weights {path}: not a .safetensors or PyTorch state dict file "
+                           f"({e.__class__.__name__}: {reason})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path} is not a state dict of tensors (nn.Sequential layout expected)")
     return {k: v.float() for k, v in state.items() if keep(k)}
@@ -93,7 +97,16 @@ def load_decoder(path: str | Path | None = None, verify: bool = True) -> nn.Sequ
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise WeightsError(f"{weights} does not fit the AdaIN decoder ({first})") from None
+    check_finite(decoder.state_dict(), weights)
     return decoder.eval()
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """WeightsError naming the first tensor that holds NaN or inf (it would make every output black)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise WeightsError(f"{path}: tensor {name} holds NaN or inf; the weights are corrupt (restore or "
+                               f"retrain them)")
 
 
 def random_decoder(seed: int = 0) -> nn.Sequential:

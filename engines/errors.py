@@ -28,3 +28,7 @@ class ConfigError(StylestreamError):
 
 class BackendUnavailable(StylestreamError):
     """A requested backend (CUDA, TensorRT, an onnxruntime provider) is not present."""
+
+
+class OutOfMemory(StylestreamError):
+    """The device ran out of memory even one frame at a time; the message says what to lower."""

@@ -31,7 +31,7 @@ def resolve_style(spec: str, encode_image, size: int | None = None, max_pixels: 
 
     `encode_image(tensor, size, source)` is the engine's `encode_style`.
     """
-    from engines.images import DEFAULT_MAX_PIXELS, load_image_tensor
+    from engines.images import DEFAULT_MAX_PIXELS, load_image_tensor, work_size
 
     path = Path(spec).expanduser()
     if path.suffix == ".safetensors":
@@ -40,6 +40,7 @@ def resolve_style(spec: str, encode_image, size: int | None = None, max_pixels: 
         return StyleCode.load(path)
     if path.is_file():
         image = load_image_tensor(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+        work_size(*image.shape[-2:], size, max_pixels or DEFAULT_MAX_PIXELS, f"Style image {path}")
         return encode_image(image, size, path.stem)
     if (PRESET_DIR / f"{spec}.safetensors").is_file():
         return load_preset(spec)

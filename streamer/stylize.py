@@ -13,6 +13,7 @@ are: on a GPU before the download (on the device), on a CPU after it (OpenCV on 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,11 @@ import torch.nn.functional as F
 
 from engines.adain import StyleCode, preserve_color
 from engines.backends.base import Engine
+from engines.errors import InputError, OutOfMemory
+from engines.images import MAX_ASPECT, MIN_SIDE
 from streamer.temporal import TemporalSmoother
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,9 +36,20 @@ class NamedStyle:
     code: StyleCode
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """A device (CUDA) or host allocator that could not allocate: worth retrying with fewer frames."""
+    text = str(e)
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
 def output_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(w, h) the network works at: shorter side `size` if the input is larger, even numbers."""
+    """(w, h) the network works at: shorter side `size` if the input is larger, never under the network's
+    MIN_SIDE (tiny videos are scaled up), even numbers. InputError for an extreme aspect ratio."""
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"The video is {width}x{height}, more than {MAX_ASPECT} times longer than it is wide; "
+                         f"crop it to a less extreme shape")
     k = min(1.0, size / min(width, height)) if size else 1.0
+    k = max(k, MIN_SIDE / min(width, height))
     return max(2, round(width * k / 2) * 2), max(2, round(height * k / 2) * 2)
 
 
@@ -50,6 +66,7 @@ class StylizeStep:
         self.smoother = smoother
         self.out_size = out_size  # (width, height) the network works at; None: as the frames come
         self.preserve_color = preserve_color
+        self.max_chunk: int | None = None  # frames per network call after running out of memory; None: all
 
     @property
     def smoothing(self) -> bool:
@@ -63,14 +80,16 @@ class StylizeStep:
         engine, smoother = self.engine, self.smoother if self.smoothing else None
         x = self._upload(frames)
         if smoother is None:
-            y = engine.stylize(x, style, alpha)
+            y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
         elif smoother.uses_stats:
-            feat, mean, std = engine.encode(x)  # queued on a GPU: the CPU work below overlaps it
+            # queued on a GPU: the CPU work below overlaps it
+            feat, mean, std = self._chunked(engine.encode, x)
             smoother.see(frames, resets, x.device)
             mean, std = smoother.smooth_stats(mean, std)
-            y = engine.decode(feat, mean, std, style, alpha, tuple(x.shape[-2:]))
+            hw = tuple(x.shape[-2:])
+            y = self._chunked(lambda f, m, s: engine.decode(f, m, s, style, alpha, hw), feat, mean, std)
         else:
-            y = engine.stylize(x, style, alpha)
+            y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
             smoother.see(frames, resets, x.device)
         if smoother is not None:
             smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
@@ -84,6 +103,37 @@ class StylizeStep:
             y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
             return engine.download(y)
         return [smoother.smooth(f, im) for f, im in zip(frames, engine.download(y), strict=True)]
+
+    def _chunked(self, fn, *batched: torch.Tensor):
+        """fn(*batched), in chunks of at most `max_chunk` frames; out of device memory, the chunk is halved
+        and tried again (network calls have no state, so retrying one is safe), down to one frame, then one
+        OutOfMemory error that says what to lower. The size that worked is kept for the next batches."""
+        n = batched[0].shape[0]
+        while True:
+            chunk = min(n, self.max_chunk or n)
+            try:
+                parts = [fn(*(t[i:i + chunk] for t in batched)) for i in range(0, n, chunk)]
+                break
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
+                if not is_out_of_memory(e):
+                    raise
+                del e  # its traceback holds the failed call's tensors
+                if batched[0].device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if chunk == 1:
+                    h, w = batched[0].shape[-2:] if batched[0].ndim == 4 else (0, 0)
+                    raise OutOfMemory(
+                        f"{batched[0].device} ran out of memory on a single frame"
+                        f"{f' of {w}x{h} (network input)' if h else ''}: lower --size, use --model lite, or free "
+                        f"memory on it (other programs)") from None
+                self.max_chunk = chunk // 2
+                log.warning("%s ran out of memory at %d frames per call; going on with %d (pass --batch %d to "
+                            "start there)", batched[0].device, chunk, self.max_chunk, self.max_chunk)
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        return torch.cat(parts)
 
     def _upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """One upload of the batch, then the resize to `out_size` on the device."""

@@ -19,7 +19,7 @@ import pytest
 from engines.errors import OutputError
 from streamer.frame import Frame, StreamInfo
 from streamer.sinks import Sink
-from streamer.sinks.video_file import VideoFileSink, describe_os_error, partial_path
+from streamer.sinks.video_file import VideoFileSink, describe_os_error
 from streamer.sources.video_file import VideoFileSource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_round_trip_keeps_frames_rate_duration_and_copies_the_audio(make_video, 
     src = make_video("in.mp4", frames=30, fps=25, audio=True)
     dst = tmp_path / "out.mp4"
     sink = convert(src, dst)
-    assert dst.exists() and not partial_path(dst).exists()
+    assert dst.exists() and not sink.partial.exists()
     got = probe(dst)
     assert got["codec"] == "h264" and got["size"] == (128, 96)
     assert len(got["frames"]) == 30 and got["fps"] == 25.0
@@ -128,10 +128,12 @@ def test_partial_file_is_hidden_until_close(make_video, tmp_path):
     src = make_video("in.mp4", frames=10)
     dst = tmp_path / "out.mp4"
     sink = convert(src, dst, close=False)
-    assert partial_path(dst) == tmp_path / ".out.partial.mp4"
-    assert partial_path(dst).exists() and not dst.exists()
+    assert sink.partial.parent == tmp_path and sink.partial.name.startswith(f".out.partial-{os.getpid()}-")
+    assert sink.partial.suffix == ".mp4"
+    assert sink.partial.exists() and not dst.exists()
     sink.close()
-    assert dst.exists() and not partial_path(dst).exists()
+    assert dst.exists() and not sink.partial.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]  # the lock file is gone too
     sink.close()  # twice is harmless
     assert dst.exists()
 
@@ -140,7 +142,7 @@ def test_abort_leaves_nothing_behind(make_video, tmp_path):
     src = make_video("in.mp4", frames=10)
     dst = tmp_path / "new" / "deeper" / "out.mp4"
     sink = convert(src, dst, close=False)
-    assert partial_path(dst).exists()
+    assert sink.partial.exists()
     sink.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]  # folders it made are gone too
 

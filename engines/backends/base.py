@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from engines.adain import StyleCode
-from engines.images import resize_shorter
+from engines.images import MIN_SIDE, resize_shorter
 
 STYLE_SIZE = 512  # shorter side a style image is encoded at (the paper's setting)
 
@@ -47,6 +47,8 @@ class Engine(ABC):
     def encode_style(self, image: torch.Tensor, size: int | None = STYLE_SIZE, source: str = "") -> StyleCode:
         """1 x 3 x H x W RGB [0, 1] (any device) -> the style's relu4_1 mean and std."""
         image = resize_shorter(image.to(self.device, torch.float32), size)
+        if min(image.shape[-2:]) < MIN_SIDE:  # a tiny style image: the network needs MIN_SIDE
+            image = resize_shorter(image, MIN_SIDE)
         if self.model == "full":
             _, mean, std = self.encode(image)
         else:  # the lite graph takes the same VGG style code, computed once per style off the per-frame path

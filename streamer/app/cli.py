@@ -94,7 +94,9 @@ def image(
     method: Annotated[str, typer.Option(help="adain (fast) or gatys (slow optimisation, reference)")] = "adain",
     steps: Annotated[int, typer.Option(min=1, help="gatys: optimisation steps")] = 300,
     optimizer: Annotated[str, typer.Option(help="gatys: lbfgs or adam")] = "lbfgs",
-    device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None, verbose: VerboseOpt = False,
+    device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="replace existing outputs")] = False,
+    verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
     from streamer.app.config import load_config
@@ -109,7 +111,7 @@ def image(
     job = ImageJob(inputs=inputs, output=output, styles=cfg.styles, style_weights=cfg.style_weights,
                    alpha=cfg.alpha, preserve_color=cfg.preserve_color, mask=mask, size=size, style_size=style_size,
                    max_pixels=max_pixels, method=method, steps=steps, optimizer=optimizer, device=cfg.engine.device,
-                   decoder=cfg.engine.decoder, model=cfg.engine.model)
+                   decoder=cfg.engine.decoder, model=cfg.engine.model, overwrite=overwrite)
     for path in run_image_job(job):
         err.print(f"wrote {path}", soft_wrap=True)
 
@@ -315,10 +317,22 @@ def train(ctx: typer.Context):
 
 def main() -> None:
     try:
-        app()  # standalone: click prints usage errors itself and exits
+        code = app(standalone_mode=False)  # usage errors come here too, to be printed as one line
     except StylestreamError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         sys.exit(e.exit_code)
+    except typer.Abort:  # Ctrl-C outside a stream (while loading)
+        sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors (bad option values, missing arguments)
+        ctx = getattr(e, "ctx", None)
+        where = f" (see `stylestream {ctx.info_name} --help`)" if ctx is not None and ctx.parent else ""
+        _error(" ".join(e.format_message().split()) + where)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
 
 
 if __name__ == "__main__":

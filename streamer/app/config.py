@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engines.errors import ConfigError
+from engines.images import MIN_SIDE
 from streamer.temporal.settings import TemporalSettings
 
 
@@ -76,6 +77,20 @@ class StreamConfig(Strict):
     video: VideoOutputConfig = Field(default_factory=VideoOutputConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
 
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size_is_a_number(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML `size: true` would otherwise read as 1
+            raise ValueError("size is a number of pixels (0 = native), not true/false")
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _size_the_network_takes(cls, v: int) -> int:
+        if 0 < v < MIN_SIDE:
+            raise ValueError(f"the network needs at least {MIN_SIDE} px; use 0 (native) or at least {MIN_SIDE}")
+        return v
+
     @field_validator("styles")
     @classmethod
     def _some_style(cls, v: list[str]) -> list[str]:
@@ -89,7 +104,8 @@ def _describe(err: ValidationError, source: str) -> str:
     key = ".".join(str(p) for p in e["loc"]) or "(top level)"
     if e["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'"
-    return f"{source}: bad value for '{key}': {e['msg']} (got {e.get('input')!r})"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{source}: bad value for '{key}': {msg} (got {e.get('input')!r})"
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -107,9 +123,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise ConfigError(f"Cannot read config {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start} is 0x{e.object[e.start]:02x}); "
+                              f"save it as UTF-8 YAML") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""

@@ -10,14 +10,18 @@ import torch
 from engines.adain import StyleCode, blend_styles
 from engines.backends.torch_backend import TorchEngine
 from engines.devices import resolve_device
-from engines.errors import InputError
+from engines.errors import ConfigError, InputError, OutputError, StylestreamError
 from engines.files import IMAGE_SUFFIXES
 from engines.images import (
+    MIN_SIDE,
+    check_shape,
+    fit_for_network,
     load_image,
     load_image_tensor,
     resize_shorter,
     save_image,
     to_tensor,
+    work_size,
 )
 from engines.presets import resolve_style
 from engines.progress import progress_bar
@@ -43,6 +47,7 @@ class ImageJob:
     device: str = "auto"
     decoder: Path | None = None
     model: str = "auto"             # auto: the full model (best quality for stills)
+    overwrite: bool = False         # replace existing outputs (else refused, like convert)
 
 
 def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -55,28 +60,65 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
                         out_name)
 
 
+def check_images(job: ImageJob, pairs: list[tuple[Path, Path]]) -> None:
+    """Every input readable and workable, every output free: before the network loads or anything is written."""
+    from PIL import Image
+
+    for src, dst in pairs:
+        if dst.exists() and not job.overwrite:
+            raise OutputError(f"{dst} already exists; pass --overwrite to replace it or choose another name")
+        if dst.is_dir():
+            raise OutputError(f"{dst} is a folder; give a file name like {dst / 'out.png'}")
+        w, h = load_image(src, job.max_pixels).shape[1::-1]  # decodes: a truncated file fails here
+        check_shape(w, h, job.max_pixels, str(src))
+        work_size(h, w, job.size, job.max_pixels, str(src))
+    if job.output.suffix.lower() in IMAGE_SUFFIXES and job.output.suffix.lower() not in Image.registered_extensions():
+        raise OutputError(f"Unknown image format for {job.output}; use .jpg, .png or .webp")
+
+
 def run_image_job(job: ImageJob) -> list[Path]:
+    """Stylize every input. All or nothing: if one fails, the outputs this job already wrote are removed."""
+    if 0 < job.size < MIN_SIDE:
+        raise ConfigError(f"--size {job.size} is below the network's minimum of {MIN_SIDE} px; use 0 (native) "
+                          f"or at least {MIN_SIDE}")
+    if job.max_pixels <= 0:
+        raise ConfigError(f"--max-pixels must be positive, got {job.max_pixels}")
     pairs = plan_outputs(job.inputs, job.output)
-    # Read every header first: a bad file stops the job before anything is written.
-    for src, _ in pairs:
-        load_image(src, job.max_pixels)
+    check_images(job, pairs)
+    written: list[Path] = []
+    try:
+        return _run(job, pairs, written)
+    except (StylestreamError, OSError) as e:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(e, StylestreamError):
+            if written:
+                e.args = (f"{e} (the {len(written)} outputs written before it were removed)",)
+            raise
+        raise OutputError(f"{e.__class__.__name__}: {e}") from None
+
+
+def _run(job: ImageJob, pairs: list[tuple[Path, Path]], written: list[Path]) -> list[Path]:
     if job.mask is not None and job.style_weights:
         raise InputError("--mask puts the first style inside and the second outside; drop --style-weights")
     if job.mask is not None and len(job.styles) > 2:
         raise InputError("--mask takes one style (inside) or two (inside, outside)")
 
     if job.method == "gatys":
-        return _run_gatys(job, pairs)
+        return _run_gatys(job, pairs, written)
     engine = TorchEngine(_graph(job), device=job.device)
     codes = [resolve_style(s, engine.encode_style, job.style_size, job.max_pixels) for s in job.styles]
     style, outside = _combine(codes, job)
-    written = []
     with progress_bar() as bar:
         task = bar.add_task("stylizing", total=len(pairs))
         for src, dst in pairs:
-            content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size)
+            image = to_tensor(load_image(src, job.max_pixels))
+            want = resize_shorter(image, job.size).shape[-2:]
+            content = fit_for_network(image, job.size, job.max_pixels, str(src))  # tiny images: scaled up
             mask = _load_mask(job.mask, content.shape[-2:], job.max_pixels) if job.mask else None
             out = stylize_still(engine, content, style, job.alpha, job.preserve_color, mask, outside)
+            if out.shape[-2:] != want:  # back to the asked size
+                out = torch.nn.functional.interpolate(out, size=tuple(want), mode="area")
             written.append(save_image(out, dst))
             bar.advance(task)
     return written
@@ -100,7 +142,7 @@ def _load_mask(path: Path, hw: tuple[int, int], max_pixels: int) -> torch.Tensor
     return torch.nn.functional.interpolate(m, size=tuple(hw), mode="bilinear", align_corners=False)
 
 
-def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]]) -> list[Path]:
+def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]], written: list[Path]) -> list[Path]:
     from engines.gatys import gatys_transfer
     from engines.vgg import load_encoder
 
@@ -112,10 +154,10 @@ def _run_gatys(job: ImageJob, pairs: list[tuple[Path, Path]]) -> list[Path]:
     device = resolve_device(job.device)
     encoder = load_encoder().to(device)
     style = load_image_tensor(style_path, job.style_size, job.max_pixels).to(device)
-    written = []
     with progress_bar() as bar:
         for src, dst in pairs:
-            content = resize_shorter(to_tensor(load_image(src, job.max_pixels)), job.size).to(device)
+            content = fit_for_network(to_tensor(load_image(src, job.max_pixels)), job.size, job.max_pixels,
+                                      str(src)).to(device)
             task = bar.add_task(f"{src.name} (gatys, {job.optimizer})", total=job.steps)
             out = gatys_transfer(encoder, content, style, steps=job.steps, optimizer=job.optimizer,
                                  progress=lambda i, _loss, t=task: bar.update(t, completed=i))

@@ -100,7 +100,8 @@ def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None
     from streamer.sources.video_file import VideoFileSource
 
     for src, dst in pairs:
-        VideoFileSource(src)  # probes: InputError for an empty, corrupt, truncated or non-video file
+        info = VideoFileSource(src).info  # probes: InputError for an empty, corrupt, truncated or non-video file
+        output_size(info.width, info.height, cfg.size)  # InputError for an extreme shape
         _video_sink(cfg, dst, audio=False).check()
 
 
@@ -124,7 +125,12 @@ def run_convert(cfg: StreamConfig, inputs: list[Path], output: Path) -> list[Pat
     styles = build_styles(cfg, engine)
     written = []
     for src, dst in pairs:
-        result = convert_one(cfg, engine, styles, src, dst)
+        try:
+            result = convert_one(cfg, engine, styles, src, dst)
+        except StylestreamError as e:
+            if written:  # finished files are complete; say which are there
+                e.args = (f"{e} ({len(written)} finished before it and kept: {', '.join(p.name for p in written)})",)
+            raise
         if result.interrupted:
             raise interrupted(result, dst, finished=len(written))
         written.append(dst)

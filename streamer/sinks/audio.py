@@ -1,10 +1,13 @@
-"""The source's audio in the output file: remuxed without re-encoding, interleaved with the video as frames
-arrive (never more than the video written so far), and cut where the video ends. A codec the container
-cannot hold (or that players will not play there) is transcoded: AAC, or Opus for WebM."""
+"""The source's other streams in the output file: every audio track, and the subtitle streams the container can
+hold, remuxed without re-encoding, interleaved with the video as frames arrive (never more than the video
+written so far), and cut where the video ends. An audio codec the container cannot hold (or that players will
+not play there) is transcoded: AAC, or Opus for WebM. What cannot be kept (a subtitle format the container
+has no room for, data and attachment streams) is named in one warning."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -14,51 +17,68 @@ log = logging.getLogger(__name__)
 # Audio codecs that common players handle in MP4; anything else there is transcoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
 LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# Where a subtitle stream that does not fit can go instead, for the warning.
+SUBTITLE_HOMES = {"mp4": ".mkv (or mov_text subtitles)", "mov": ".mkv", "webm": ".mkv (or WebVTT subtitles)"}
 
 
-class AudioTrack:
-    """The source's first audio stream, fed into the output up to the video's time."""
+@dataclass
+class Route:
+    """One source stream and where it goes in the output."""
 
-    def __init__(self, source: av.container.InputContainer, stream: av.AudioStream,
-                 out_stream: av.AudioStream, transcode: bool):
+    stream: av.stream.Stream
+    out_stream: av.stream.Stream
+    transcode: bool = False
+
+    def describe(self) -> str:
+        src = self.stream.codec_context.name
+        if self.transcode:
+            return f"{src} -> {self.out_stream.codec_context.name}"
+        return f"{src} (copied)"
+
+
+class CopiedStreams:
+    """The source's audio and subtitle streams, fed into the output up to the video's time."""
+
+    def __init__(self, source: av.container.InputContainer, routes: list[Route],
+                 out: av.container.OutputContainer):
         self.source = source
-        self.stream = stream
-        self.out_stream = out_stream
-        self.transcode = transcode
-        self.out: av.container.OutputContainer | None = None
-        self._packets = source.demux(stream)
+        self.routes = {r.stream.index: r for r in routes}
+        self.out = out
+        self._packets = source.demux(*[r.stream for r in routes])
         self._next: av.Packet | None = None
-        self.packets_written = 0
+        self.packets_written = 0           # audio packets
+        self.subtitle_packets_written = 0
 
     @classmethod
-    def open(cls, path: Path, out: av.container.OutputContainer, fmt: str) -> AudioTrack | None:
+    def open(cls, path: Path, out: av.container.OutputContainer, fmt: str) -> CopiedStreams | None:
         try:
             source = av.open(str(path), "r")
         except (av.FFmpegError, OSError) as e:
             log.warning("cannot read audio from %s (%s); writing video only", path.name, e)
             return None
-        if not source.streams.audio:
+        routes, dropped = [], []
+        for stream in source.streams:
+            if stream.type == "audio":
+                routes.append(_audio_route(stream, out, fmt))
+            elif stream.type == "subtitle":
+                name = stream.codec_context.name
+                if name in out.supported_codecs:
+                    routes.append(Route(stream, out.add_stream_from_template(stream)))
+                else:
+                    dropped.append(f"subtitles #{stream.index} ({name}: {fmt} cannot hold them; write "
+                                   f"{SUBTITLE_HOMES.get(fmt, '.mkv')} to keep them)")
+            elif stream.type in ("data", "attachment"):
+                dropped.append(f"{stream.type} stream #{stream.index}")
+        if dropped:
+            log.warning("%s: not kept in the output: %s", path.name, "; ".join(dropped))
+        if not routes:
             log.info("%s has no audio; writing video only", path.name)
             source.close()
             return None
-        stream = source.streams.audio[0]
-        name = stream.codec_context.name
-        fits = name in out.supported_codecs and (fmt != "mp4" or name in MP4_AUDIO)
-        if fits:
-            track = cls(source, stream, out.add_stream_from_template(stream), transcode=False)
-        else:
-            target = "aac" if "aac" in out.supported_codecs and fmt != "webm" else out.default_audio_codec
-            rate = 48000 if target in ("opus", "libopus") else stream.rate
-            out_stream = out.add_stream(target, rate=rate)
-            out_stream.layout = LAYOUTS.get(stream.layout.nb_channels, "stereo")
-            log.info("%s audio cannot go into %s as it is; transcoding it to %s", name, fmt, target)
-            track = cls(source, stream, out_stream, transcode=True)
-        track.out = out
-        return track
+        return cls(source, routes, out)
 
     def describe(self) -> str:
-        src = self.stream.codec_context.name
-        return f"{src} -> {self.out_stream.codec_context.name}" if self.transcode else f"{src} (copied)"
+        return ", ".join(r.describe() for r in self.routes.values())
 
     def _peek(self) -> av.Packet | None:
         while self._next is None and self._packets is not None:
@@ -82,29 +102,45 @@ class AudioTrack:
             if float(ts * packet.time_base) >= seconds:
                 return
             self._next = None
-            self._mux(packet)
+            self._mux(packet, self.routes[packet.stream.index])
 
-    def _mux(self, packet: av.Packet) -> None:
-        if self.transcode:
+    def _mux(self, packet: av.Packet, route: Route) -> None:
+        if route.transcode:
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 log.debug("audio: skipping an undecodable packet: %s", e)
                 return
             for frame in frames:
-                self.out.mux(self.out_stream.encode(frame))
+                self.out.mux(route.out_stream.encode(frame))
         else:
-            packet.stream = self.out_stream
+            packet.stream = route.out_stream
             self.out.mux(packet)
-        self.packets_written += 1
+        if route.stream.type == "audio":
+            self.packets_written += 1
+        else:
+            self.subtitle_packets_written += 1
 
     def finish(self, end_seconds: float) -> None:
         """Audio up to where the video ends (an interrupted conversion cuts it there), then flush."""
         self.write_until(end_seconds)
-        if self.transcode:
-            self.out.mux(self.out_stream.encode(None))
+        for route in self.routes.values():
+            if route.transcode:
+                self.out.mux(route.out_stream.encode(None))
         self.close()
 
     def close(self) -> None:
         self._packets = None
         self.source.close()
+
+
+def _audio_route(stream: av.AudioStream, out: av.container.OutputContainer, fmt: str) -> Route:
+    name = stream.codec_context.name
+    if name in out.supported_codecs and (fmt != "mp4" or name in MP4_AUDIO):
+        return Route(stream, out.add_stream_from_template(stream))
+    target = "aac" if "aac" in out.supported_codecs and fmt != "webm" else out.default_audio_codec
+    rate = 48000 if target in ("opus", "libopus") else stream.rate
+    out_stream = out.add_stream(target, rate=rate)
+    out_stream.layout = LAYOUTS.get(stream.layout.nb_channels, "stereo")
+    log.info("%s audio cannot go into %s as it is; transcoding it to %s", name, fmt, target)
+    return Route(stream, out_stream, transcode=True)

@@ -2,10 +2,14 @@
 
 - Timestamps: Frame.pts in StreamInfo.time_base when the source has them (variable frame rate and duration
   survive), else Frame.time; live streams start at 0.
-- Audio (from StreamInfo.path): copied by streamer.sinks.audio, interleaved with the video as frames arrive.
+- Audio and subtitles (from StreamInfo.path): every audio track, and the subtitles the container can hold, copied
+  by streamer.sinks.audio, interleaved with the video as frames arrive; what cannot be kept is named once.
 - Codec and its options (quality/speed in each encoder's own terms): streamer.sinks.encoder.
-- Safety: frames go to ".NAME.partial.EXT" beside the output, renamed into place by `close()` (also on
-  Ctrl-C/SIGTERM: the file then holds every frame written so far). `abort()` and any write error remove it.
+- Safety: frames go to a hidden ".NAME.partial-PID-XXXX.EXT" of this run's own beside the output, renamed
+  into place by `close()` (also on Ctrl-C/SIGTERM: the file then holds every frame written so far). `abort()`
+  and any write error remove it. While a run writes an output it holds its lock (engines.files.OutputLock):
+  a second run for the same output is refused, naming it; partial files of runs that died (SIGKILL) are
+  removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import errno
 import logging
 import math
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,18 +27,52 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
+from engines.files import OutputLock, temp_beside
 from streamer.frame import Frame, StreamInfo
 from streamer.sinks import Sink
-from streamer.sinks.audio import AudioTrack
+from streamer.sinks.audio import CopiedStreams
 from streamer.sinks.encoder import CONTAINERS, alternatives, choose_codec, encoder_options, needs_even
 
 log = logging.getLogger(__name__)
 
 TIME_BASE_FALLBACK = Fraction(1, 90000)  # for sources without pts (cameras, URLs): Frame.time in this unit
 
-def partial_path(path: Path) -> Path:
-    """Where a file is written before it is complete: hidden, beside the output, same extension."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+def partial_tag() -> str:
+    """The start of this process's partial files' names (after ".STEM."): the pid says whose they are."""
+    return f"partial-{os.getpid()}-"
+
+
+def stale_partials(path: Path) -> list[Path]:
+    """Partial files of `path` left by runs that are no longer alive (also the old ".STEM.partial.EXT")."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.partial(?:-(\d+)-[A-Za-z0-9_]+)?{re.escape(path.suffix)}")
+    found = []
+    for p in path.parent.glob(f".{glob_escape(path.stem)}.partial*"):
+        m = pattern.fullmatch(p.name)
+        if m and p.is_file() and not (m.group(1) and pid_alive(int(m.group(1)))):
+            found.append(p)
+    return found
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?[])", r"[\1]", text)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def busy_error(path: Path, pid: int) -> OutputError:
+    who = f"process {pid}" if pid > 0 else "another process"
+    return OutputError(f"{path} is being written by another stylestream run ({who}); wait for it to finish "
+                       f"or choose another output name")
 
 
 def describe_os_error(e: OSError, path: Path) -> str:
@@ -63,7 +102,8 @@ class VideoFileSink(Sink):
     def __init__(self, path: str | Path, codec: str | None = None, crf: int = 18, preset: str = "medium",
                  pix_fmt: str = "yuv420p", audio: bool = True, overwrite: bool = False):
         self.path = Path(path)
-        self.partial = partial_path(self.path)
+        self.partial: Path | None = None  # this run's own temporary file, made by open()
+        self._lock = OutputLock(self.path)
         self.codec = codec
         self.crf = crf
         self.preset = preset
@@ -80,7 +120,7 @@ class VideoFileSink(Sink):
         self.frames_written = 0
         self._out: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
-        self._audio: AudioTrack | None = None
+        self._audio: CopiedStreams | None = None
         self._created_dirs: list[Path] = []
         self._audio_packets = 0
         self._done = False
@@ -91,6 +131,8 @@ class VideoFileSink(Sink):
         """OutputError if the file cannot be written as asked (a folder there, or a file without overwrite)."""
         if self.path.is_dir():
             raise OutputError(f"{self.path} is a folder; give a file name like {self.path / 'out.mp4'}")
+        if (pid := self._lock.holder()) is not None:
+            raise busy_error(self.path, pid)
         if self.path.exists() and not self.overwrite:
             raise OutputError(f"{self.path} already exists; pass --overwrite to replace it or choose another "
                               f"name")
@@ -100,6 +142,7 @@ class VideoFileSink(Sink):
         self.info = info
         self._prepare_folder()
         try:
+            self._claim()
             self._open_container(info)
         except BaseException:
             self._discard()
@@ -138,6 +181,7 @@ class VideoFileSink(Sink):
             self._out.close()
             self._out = None
             os.replace(self.partial, self.path)
+            self._lock.release()
         except OSError as e:
             self._discard()
             raise OutputError(describe_os_error(e, self.path)) from None
@@ -158,12 +202,23 @@ class VideoFileSink(Sink):
         missing = [p for p in [self.path.parent, *self.path.parent.parents] if not p.exists()]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.partial, "wb"):  # fail now, with a clear reason, rather than at the first frame
-                pass
         except OSError as e:
             raise OutputError(describe_os_error(e, self.path)) from None
         finally:
             self._created_dirs = [p for p in missing if p.exists()]
+
+    def _claim(self) -> None:
+        """Take the output's lock, clear partial files of dead runs, and make this run's own partial file
+        (now, to fail with a clear reason rather than at the first frame)."""
+        try:
+            if (pid := self._lock.acquire()) is not None:
+                raise busy_error(self.path, pid)
+            for stale in stale_partials(self.path):
+                log.info("removing %s, left by a run that did not finish", stale.name)
+                stale.unlink(missing_ok=True)
+            self.partial = temp_beside(self.path, partial_tag())
+        except OSError as e:
+            raise OutputError(describe_os_error(e, self.path)) from None
 
     def _open_container(self, info: StreamInfo) -> None:
         try:
@@ -191,7 +246,7 @@ class VideoFileSink(Sink):
         stream.options = encoder_options(codec, self.crf, self.preset)
         self._stream = stream
         if self.audio and info.path is not None:
-            self._audio = AudioTrack.open(Path(info.path), out, self.format)
+            self._audio = CopiedStreams.open(Path(info.path), out, self.format)
         try:
             out.start_encoding()  # opens the encoders and writes the header: errors show up here
         except OSError as e:
@@ -265,7 +320,9 @@ class VideoFileSink(Sink):
             except (OSError, av.FFmpegError) as e:  # the file goes anyway
                 log.debug("closing %s after a failure: %s", self.partial, e)
             self._out = None
-        self.partial.unlink(missing_ok=True)
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
+        self._lock.release()
         for folder in self._created_dirs:  # deepest first
             try:
                 folder.rmdir()

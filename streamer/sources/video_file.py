@@ -1,4 +1,4 @@
-"""A video file, decoded with PyAV."""
+"""A video file, decoded with PyAV. Phone videos (a display matrix: "rotation -90") come out upright."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import numpy as np
 
 from engines.errors import InputError
 from streamer.frame import Frame, StreamInfo
@@ -36,6 +37,18 @@ def _stream_duration(stream: av.VideoStream) -> float | None:
     return None
 
 
+def quarter_turns(rotation: float, name: str) -> int:
+    """np.rot90's k that shows a frame upright, from its display rotation (degrees counter-clockwise, as
+    FFmpeg and VideoFrame.rotation give it: phones write -90, i.e. turn a quarter clockwise to show)."""
+    if not rotation:
+        return 0
+    k = round(rotation / 90)
+    if abs(rotation - 90 * k) > 1:
+        log.warning("%s asks for a %.0f degree rotation; turning it %d degrees", name, rotation, 90 * k)
+    log.info("%s is stored rotated (display rotation %.0f degrees); turning its frames upright", name, rotation)
+    return k % 4
+
+
 class VideoFileSource(Source):
     """A video file decoded with PyAV (threaded): every frame, in order, with the decoder's timestamps.
 
@@ -45,6 +58,10 @@ class VideoFileSource(Source):
 
     A file that stops decoding early (truncated, corrupt) plays what it has, with a warning; with `strict`
     (conversions) that is an InputError instead, raised from the iteration.
+
+    A display matrix (phones store portrait video as landscape pixels plus "rotate by -90 to show") is applied
+    to the pixels: frames, `info.width` and `info.height` are as the video is meant to be seen, so every sink
+    (a converted file too, which then needs no rotation of its own) shows it upright.
     """
 
     def __init__(self, path: str | Path, strict: bool = False):
@@ -85,6 +102,8 @@ class VideoFileSource(Source):
             if first is None:
                 raise InputError(f"{self.path}: no video frame could be decoded (empty, truncated or corrupt "
                                  f"file); check that it plays in a media player")
+            self.quarter_turns = quarter_turns(first.rotation, self.path.name)
+            width, height = (first.height, first.width) if self.quarter_turns % 2 else (first.width, first.height)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else DEFAULT_FPS
             if not 0 < fps < 1000:
@@ -93,7 +112,7 @@ class VideoFileSource(Source):
             if duration is None and container.duration is not None:
                 duration = container.duration / av.time_base  # all streams: audio may run longer
             frame_count = stream.frames or (round(duration * fps) if duration else None)
-            return StreamInfo(width=first.width, height=first.height, fps=fps, time_base=stream.time_base,
+            return StreamInfo(width=width, height=height, fps=fps, time_base=stream.time_base,
                               frame_count=frame_count, duration=duration, path=self.path, live=False,
                               name=self.path.name)
         finally:
@@ -151,8 +170,10 @@ class VideoFileSource(Source):
                     skip_before = None
                 meta = {"seek": True} if seeked else {}
                 seeked, last_t = False, t
-                yield Frame(index=index, pts=f.pts, time=t, captured=time.monotonic(),
-                            image=f.to_ndarray(format="bgr24"), meta=meta)
+                image = f.to_ndarray(format="bgr24")
+                if self.quarter_turns:
+                    image = np.ascontiguousarray(np.rot90(image, self.quarter_turns))
+                yield Frame(index=index, pts=f.pts, time=t, captured=time.monotonic(), image=image, meta=meta)
                 index += 1
         finally:
             container.close()
