@@ -112,7 +112,9 @@ class StylizeStep:
         while True:
             chunk = min(n, self.max_chunk or n)
             try:
-                parts = [fn(*(t[i:i + chunk] for t in batched)) for i in range(0, n, chunk)]
+                # the whole batch as it is when it fits one chunk (no slicing: the same tensors go in)
+                parts = [fn(*batched)] if chunk >= n else [fn(*(t[i:i + chunk] for t in batched))
+                                                           for i in range(0, n, chunk)]
                 break
             except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
                 if not is_out_of_memory(e):
