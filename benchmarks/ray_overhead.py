@@ -12,7 +12,7 @@ in wall time and in CPU time (plain: this process; ray: what the workers report 
 own processes), since on a shared machine the wall time also measures the neighbours.
 The warm-up frames (stylized, not written) are part of that overhead: warmup / segment frames.
 
-    python benchmarks/ray_overhead.py [--size 64x36] [--long 75] [--segment 30] [--warmup 16] [--fps 12]
+    python benchmarks/ray_overhead.py [--size 64x36] [--long 75] [--segment 30] [--warmup 16] [--fps 12] [--threads 2,1]
 
 The defaults keep the share of warm-up frames of `convert --ray`'s defaults (32 frames before each
 30 s segment at 24 fps: 4.4%) at half the frame rate, so that it runs in minutes on a small CPU.
@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 from engines.machine import machine_info  # noqa: E402
+from streamer.app.config import StreamConfig  # noqa: E402
+from streamer.app.democlip import write_demo_clip  # noqa: E402
+from streamer.app.run import build_engine, build_styles, convert_one, plan_conversions  # noqa: E402
 from streamer.cluster.driver import run_ray_convert  # noqa: E402
 from streamer.cluster.plan import plan_file  # noqa: E402
-from streamer.config import StreamConfig  # noqa: E402
-from streamer.democlip import write_demo_clip  # noqa: E402
-from streamer.run import build_engine, build_styles, convert_one, plan_conversions  # noqa: E402
 
 
 def plain(cfg: StreamConfig, inputs: Path, out: Path) -> dict:
@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--long", type=float, default=75.0, help="seconds of the long clip")
     ap.add_argument("--segment", type=float, default=30.0, help="ray.segment_seconds")
     ap.add_argument("--warmup", type=int, default=16, help="ray.warmup_frames")
+    ap.add_argument("--threads", default="", help="cpus_per_worker values to run, e.g. 2,1 (default: all cores, 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     import ray
@@ -109,7 +110,7 @@ def main() -> int:
     try:
         result["modes"]["plain"] = plain(StreamConfig.model_validate(base), inputs, work / "plain")
         print("plain", result["modes"]["plain"], flush=True)
-        for per in sorted({cores, 1}, reverse=True):
+        for per in [int(t) for t in args.threads.split(",")] if args.threads else sorted({cores, 1}, reverse=True):
             cfg = StreamConfig.model_validate({**base, "ray": {"cpus_per_worker": per, "segment_seconds": args.segment,
                                                                "warmup_frames": args.warmup}})
             name = f"ray {cores // per}x{per}"

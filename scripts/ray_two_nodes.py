@@ -6,12 +6,14 @@ check that both nodes converted frames and every output has its input's frame co
 
 Prints the convert summary; exit 0 on success, 1 otherwise. Each node is one `ray start --block`
 process started here, stopped at the end by its pid (SIGTERM: it stops the Ray processes it started),
-whatever happens. Workers import this checkout (PYTHONPATH is set for the nodes).
+and also if this script is killed (the kernel sends the SIGTERM then). Workers import this checkout
+(PYTHONPATH is set for the nodes).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
 import secrets
@@ -29,7 +31,7 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streamer.democlip import write_demo_clip  # noqa: E402
+from streamer.app.democlip import write_demo_clip  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
 WORKER_LINE = re.compile(r"^\s+(w\d+@\S+) node (\w+): (\d+) frames in (\d+) units", re.M)
@@ -41,11 +43,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when this script dies, even by SIGKILL (Linux), so no Ray node outlives it."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     cmd = [RAY, "start", *args, "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats",
            "--block"]
     print("$", " ".join(cmd[1:]), flush=True)
-    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent)
 
 
 def wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
@@ -113,7 +121,7 @@ def main() -> int:
         wait_for_nodes(address, 1)
         nodes.append(start_node(["--address", address], env, work / "node2.log"))
         wait_for_nodes(address, 2)
-        cmd = [sys.executable, "-m", "streamer.cli", "convert", str(inputs), "-o", str(work / "out"), "-c",
+        cmd = [sys.executable, "-m", "streamer.app.cli", "convert", str(inputs), "-o", str(work / "out"), "-c",
                str(config), "--overwrite", "--ray", address]
         print("$ stylestream", " ".join(cmd[3:]), flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)

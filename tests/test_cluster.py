@@ -26,10 +26,10 @@ from conftest import error_lines, write_video
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'stylestream[ray]'")
 
+from streamer.app.config import StreamConfig  # noqa: E402
+from streamer.app.run import Interrupted, run_convert  # noqa: E402
 from streamer.cluster.driver import run_ray_convert  # noqa: E402
 from streamer.cluster.plan import plan_file  # noqa: E402
-from streamer.config import StreamConfig  # noqa: E402
-from streamer.run import Interrupted, run_convert  # noqa: E402
 
 WARMUP = 8
 MAX_MEAN_DIFF = 2.0
@@ -194,6 +194,7 @@ def test_a_worker_killed_mid_segment_is_replaced_and_the_output_is_still_equal(r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_two_ray_nodes_started_with_ray_start_both_convert(tmp_path):
     """scripts/ray_two_nodes.py: `ray start --head` and `ray start --address` on 127.0.0.1, then `convert --ray`."""
     script = Path(__file__).parents[1] / "scripts" / "ray_two_nodes.py"

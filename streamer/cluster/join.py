@@ -20,8 +20,10 @@ import av
 
 from engines.errors import OutputError
 from streamer.cluster.plan import FilePlan
-from streamer.sinks.video_file import CONTAINERS, _AudioTrack, describe_os_error, partial_path
-from streamer.sources import VideoFileSource
+from streamer.sinks.audio import AudioTrack
+from streamer.sinks.encoder import CONTAINERS
+from streamer.sinks.video_file import describe_os_error, partial_path
+from streamer.sources.video_file import VideoFileSource
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def join_segments(plan: FilePlan, audio: bool) -> int:
             extradata = template.codec_context.extradata
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
-        track = _AudioTrack.open(plan.src, out, fmt) if audio else None
+        track = AudioTrack.open(plan.src, out, fmt) if audio else None
         out.start_encoding()
         packets, end = _remux(parts, [s.frames for s in plan.segments], out, video, extradata, track)
         if track is not None:

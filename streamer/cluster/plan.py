@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 
 from engines.errors import InputError
-from streamer.sources import VideoFileSource
+from streamer.sources.video_file import VideoFileSource
 
 
 @dataclass(frozen=True)

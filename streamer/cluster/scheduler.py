@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import OutputError, StylestreamError
+from streamer.app.config import RayConfig, StreamConfig
+from streamer.app.run import Interrupted
 from streamer.cluster.plan import FilePlan, segment_complete
 from streamer.cluster.progress import ClusterProgress
-from streamer.config import RayConfig, StreamConfig
-from streamer.run import Interrupted
 from streamer.sinks.video_file import partial_path
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from engines.errors import InputError
+from streamer.app.run import build_loop, build_smoother
 from streamer.cluster.plan import FilePlan, Segment
 from streamer.frame import Frame
-from streamer.loop import StreamLoop
-from streamer.run import _settings, build_smoother
 from streamer.sinks import Sink
 from streamer.sinks.video_file import VideoFileSink
-from streamer.sources import Source, VideoFileSource
+from streamer.sources import Source
+from streamer.sources.video_file import VideoFileSource
 
 WARMUP = "warmup"  # Frame.meta key of frames stylized only to warm the smoother up
 
@@ -98,10 +98,10 @@ def convert_unit(cfg, engine, styles, plan: FilePlan, seg: Segment,
         if on_frame is not None and not frame.meta.get(WARMUP):
             on_frame(sink.frames_written)
 
-    settings = replace(_settings(cfg, engine, live=False), progress=False, stats=False)
+    cfg = cfg.model_copy(update={"stats": False})  # the driver prints --stats for the whole cluster
     with source:
-        loop = StreamLoop(source, engine, styles, [WrittenFramesOnly(sink)], settings, build_smoother(cfg),
-                          on_frame=written)
+        loop = build_loop(cfg, engine, styles, source, [WrittenFramesOnly(sink)], build_smoother(cfg),
+                          progress=False, on_frame=written)
         result = loop.run()
     short = not whole and sink.frames_written != seg.frames
     if result.interrupted or short:

@@ -34,7 +34,7 @@ class ConvertWorker:
             torch.set_num_threads(cpu_threads)
             cv2.setNumThreads(cpu_threads)
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        from streamer.run import build_engine, build_styles
+        from streamer.app.run import build_engine, build_styles
 
         self.cfg = cfg
         self.engine = build_engine(cfg)
