@@ -31,6 +31,7 @@ from streamer.app.run import Interrupted, run_convert  # noqa: E402
 from streamer.cluster.driver import run_ray_convert  # noqa: E402
 from streamer.cluster.plan import plan_file  # noqa: E402
 
+pytestmark = pytest.mark.timeout(900)  # Ray start-up, the reference conversion: minutes on a busy 2-core machine
 WARMUP = 8
 MAX_MEAN_DIFF = 2.0
 SETTINGS = {"size": 0, "engine": {"device": "cpu", "backend": "torch"}, "video": {"crf": 0}}
@@ -194,7 +195,6 @@ def test_a_worker_killed_mid_segment_is_replaced_and_the_output_is_still_equal(r
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_two_ray_nodes_started_with_ray_start_both_convert(tmp_path):
     """scripts/ray_two_nodes.py: `ray start --head` and `ray start --address` on 127.0.0.1, then `convert --ray`."""
     script = Path(__file__).parents[1] / "scripts" / "ray_two_nodes.py"
