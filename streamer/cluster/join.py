@@ -6,7 +6,7 @@ the decode timestamps run on from one segment into the next (each encoder has th
 a join that would break that order is refused rather than written. The source's audio is then
 copied (or transcoded) once by the same code as a single-machine convert, up to where the video ends.
 
-The output is written to ".NAME.partial.EXT" and renamed into place, like VideoFileSink does.
+The output is written to a hidden partial file beside it and renamed into place, like VideoFileSink does.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from fractions import Fraction
 import av
 
 from engines.errors import OutputError
+from engines.files import temp_beside
 from streamer.cluster.plan import FilePlan
-from streamer.sinks.audio import AudioTrack
+from streamer.sinks.audio import CopiedStreams
 from streamer.sinks.encoder import CONTAINERS
-from streamer.sinks.video_file import describe_os_error, partial_path
+from streamer.sinks.video_file import describe_os_error, partial_tag
 from streamer.sources.video_file import VideoFileSource
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def join_segments(plan: FilePlan, audio: bool) -> int:
     missing = [p.name for p in parts if not p.is_file()]
     if missing:
         raise OutputError(f"Cannot join {plan.dst}: segments missing in {plan.parts_dir}: {', '.join(missing)}")
-    partial = partial_path(plan.dst)
+    partial = temp_beside(plan.dst, partial_tag())  # named as VideoFileSink names its partial files
     fmt = CONTAINERS[plan.dst.suffix.lower()]
     rate = output_rate(VideoFileSource(plan.src).info.fps)
     try:
@@ -53,7 +54,7 @@ def join_segments(plan: FilePlan, audio: bool) -> int:
             extradata = template.codec_context.extradata
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
-        track = AudioTrack.open(plan.src, out, fmt) if audio else None
+        track = CopiedStreams.open(plan.src, out, fmt) if audio else None
         out.start_encoding()
         packets, end = _remux(parts, [s.frames for s in plan.segments], out, video, extradata, track)
         if track is not None:

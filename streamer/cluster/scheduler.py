@@ -23,7 +23,7 @@ from streamer.app.config import RayConfig, StreamConfig
 from streamer.app.run import Interrupted
 from streamer.cluster.plan import FilePlan, segment_complete
 from streamer.cluster.progress import ClusterProgress
-from streamer.sinks.video_file import partial_path
+from streamer.sinks.video_file import glob_escape
 
 log = logging.getLogger(__name__)
 RESTART_PROBE_S = 1.0
@@ -271,11 +271,14 @@ class Scheduler:
         self.workers.clear()
 
     def _remove_partials(self) -> None:
+        """Partial files and the output locks of the killed workers (stale now: they are gone)."""
         for plan in self.plans:
-            partial_path(plan.dst).unlink(missing_ok=True)
+            leftovers = [*plan.dst.parent.glob(f".{glob_escape(plan.dst.stem)}.partial*"),
+                         plan.dst.with_name(f".{plan.dst.name}.lock")]
             if plan.split and plan.parts_dir.is_dir():
-                for part in plan.parts_dir.glob(".*.partial*"):
-                    part.unlink(missing_ok=True)
+                leftovers += [*plan.parts_dir.glob(".*.partial*"), *plan.parts_dir.glob(".*.lock")]
+            for path in leftovers:
+                path.unlink(missing_ok=True)
 
 
 class _KeyboardInterruptOnSigterm:
