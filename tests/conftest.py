@@ -53,8 +53,9 @@ def draw_frame(index: int, width: int, height: int) -> np.ndarray:
 
 def write_video(path: Path, frames: int = 30, fps: float = 25, size: tuple[int, int] = (128, 96),
                 audio: bool = True, video: bool = True, codec: str = "libx264",
-                audio_codec: str = "aac", sample_rate: int = 48000, faststart: bool = False) -> Path:
-    """Write a small test clip; `frames / fps` seconds of audio when `audio`."""
+                audio_codec: str = "aac", sample_rate: int = 48000, faststart: bool = False,
+                gop: int | None = None) -> Path:
+    """Write a small test clip; `frames / fps` seconds of audio when `audio`; a keyframe every `gop` frames."""
     import av
 
     path = Path(path)
@@ -67,6 +68,8 @@ def write_video(path: Path, frames: int = 30, fps: float = 25, size: tuple[int, 
             vs = out.add_stream(codec, rate=rate)
             vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
             vs.options = {"crf": "18", "preset": "ultrafast"} if codec in ("libx264", "libx265") else {}
+            if gop:
+                vs.options = {**vs.options, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         aus = None
         if audio:
             aus = out.add_stream(audio_codec, rate=sample_rate)

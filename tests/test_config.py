@@ -9,10 +9,19 @@ from streamer.app.config import load_config
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["webcam", "convert", "vcam"])
+@pytest.mark.parametrize("name", ["webcam", "convert", "vcam", "cluster"])
 def test_shipped_configs_load(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.styles and 0 <= cfg.alpha <= 1
+
+
+def test_a_ray_section_turns_the_cluster_on_and_ray_alone_means_the_defaults():
+    assert load_config(CONFIGS / "convert.yaml").ray is None
+    cfg = load_config(CONFIGS / "cluster.yaml")
+    assert cfg.ray is not None and cfg.ray.address is None and cfg.ray.segment_seconds == 30
+    assert load_config(None, {"ray": {}}).ray.warmup_frames == 32  # what `--ray` alone gives
+    with pytest.raises(ConfigError, match="ray.segment_seconds"):
+        load_config(None, {"ray": {"segment_seconds": 0}})
 
 
 def test_vcam_config_turns_the_virtual_camera_on_and_the_window_off():

@@ -129,17 +129,24 @@ def convert(
     preset: Annotated[str | None, typer.Option(help="encoder speed preset (x264: ultrafast..veryslow)")] = None,
     audio: Annotated[bool | None, typer.Option("--audio/--no-audio", help="copy the audio track")] = None,
     overwrite: Annotated[bool | None, typer.Option("--overwrite/--no-overwrite")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="convert on a Ray cluster at ADDRESS (HOST:6379, ray://HOST:10001); alone: RAY_ADDRESS, else a "
+             "local Ray. Put it after the inputs")] = None,
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Convert video files (every frame, in order, audio copied)."""
     from streamer.app.config import load_config
     from streamer.app.run import run_convert
+    from streamer.cluster import convert_command, ray_overrides
 
     _setup_logging(verbose)
     cfg = load_config(config, _stream_overrides(
         style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, model, **{
             "engine.batch": batch, "video.codec": codec, "video.crf": crf, "video.preset": preset,
-            "video.audio": audio, "video.overwrite": overwrite}))
+            "video.audio": audio, "video.overwrite": overwrite, "ray": None if ray is None else ray_overrides(ray)}))
+    if cfg.ray is not None:  # `--ray` or a `ray:` section in the config
+        raise typer.Exit(convert_command(cfg, inputs, output, err))
     for path in run_convert(cfg, inputs, output):
         err.print(f"wrote {path}", soft_wrap=True)
 
@@ -315,7 +322,21 @@ def train(ctx: typer.Context):
     raise typer.Exit(code)
 
 
+def _optional_value(args: list[str], option: str, value: str) -> list[str]:
+    """`option` given without a value (last, or before another option) gets `value` (click in typer has no
+    optional option values)."""
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == option and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(value)
+    return out
+
+
 def main() -> None:
+    from streamer.cluster import DEFAULT_ADDRESS
+
+    sys.argv[1:] = _optional_value(sys.argv[1:], "--ray", DEFAULT_ADDRESS)
     try:
         code = app(standalone_mode=False)  # usage errors come here too, to be printed as one line
     except StylestreamError as e:
@@ -332,7 +353,9 @@ def main() -> None:
 
 
 def _error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True)  # "[ray]"
 
 
 if __name__ == "__main__":

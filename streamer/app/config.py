@@ -63,6 +63,16 @@ class LiveConfig(Strict):
     record: Path | None = None         # also write the stylized stream to a video file
 
 
+class RayConfig(Strict):
+    """`convert` on a Ray cluster (streamer.cluster): present = on. See the README's cluster section."""
+
+    address: str | None = None         # None: RAY_ADDRESS when set, else a local Ray; "host:6379", "ray://host:10001"
+    cpus_per_worker: int = Field(default=2, ge=1)        # CPU-only nodes: one worker per this many cores
+    segment_seconds: float = Field(default=30.0, gt=0)   # long files are cut at keyframes about this often
+    warmup_frames: int = Field(default=32, ge=0)         # frames before a segment that warm the smoother up
+    retries: int = Field(default=2, ge=0)                # a unit whose worker died is run again this often
+
+
 class StreamConfig(Strict):
     styles: list[str] = Field(default_factory=lambda: ["starry-night"])
     style_weights: list[float] | None = None
@@ -76,6 +86,7 @@ class StreamConfig(Strict):
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)  # its defaults: streamer.temporal.settings
     video: VideoOutputConfig = Field(default_factory=VideoOutputConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    ray: RayConfig | None = None       # convert on a Ray cluster
 
     @field_validator("size", mode="before")
     @classmethod

@@ -82,14 +82,17 @@ def _tune(seconds: float, rate: int = 48000) -> np.ndarray:
 
 
 def write_demo_clip(path: str | Path, seconds: float = 4.0, fps: int = 24, width: int = 384,
-                    height: int = 216, audio: bool = True) -> Path:
-    """Write the clip as H.264 + AAC MP4 and return its path."""
+                    height: int = 216, audio: bool = True, keyframe_seconds: float | None = None) -> Path:
+    """Write the clip as H.264 + AAC MP4 and return its path; a keyframe every `keyframe_seconds` if given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"crf": "18", "preset": "veryfast"}
+        if keyframe_seconds:
+            gop = str(max(1, round(keyframe_seconds * fps)))
+            video.options = {**video.options, "g": gop, "keyint_min": gop, "sc_threshold": "0"}
         a_stream = None
         if audio:
             a_stream = out.add_stream("aac", rate=48000, layout="stereo")

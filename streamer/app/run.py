@@ -68,13 +68,14 @@ def build_smoother(cfg: StreamConfig):
 
 
 def build_loop(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], source, sinks: list, smoother=None,
-               controls=None) -> StreamLoop:
-    """The stylize step (at the configured size) and the loop around it, for `source`."""
+               controls=None, progress: bool | None = None, on_frame=None) -> StreamLoop:
+    """The stylize step (at the configured size) and the loop around it, for `source`. `progress` None:
+    a bar for files; `on_frame(frame)` after the sinks took each frame (a cluster worker's count)."""
     info = source.info
     step = StylizeStep(engine, smoother, output_size(info.width, info.height, cfg.size), cfg.preserve_color)
     batch = 1 if info.live else cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
     return StreamLoop(source, step, styles, sinks, batch=batch, alpha=cfg.alpha, stats=cfg.stats,
-                      progress=not info.live, controls=controls)
+                      progress=not info.live if progress is None else progress, controls=controls, on_frame=on_frame)
 
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
