@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from engines.adain import StyleCode, preserve_color
 from engines.backends.base import Engine
 from streamer.temporal import TemporalSmoother
+from streamer.timing import StageTimes, stage
 
 
 @dataclass
@@ -50,6 +51,7 @@ class StylizeStep:
         self.smoother = smoother
         self.out_size = out_size  # (width, height) the network works at; None: as the frames come
         self.preserve_color = preserve_color
+        self.times: StageTimes | None = None  # set to time upload, network, smoothing, download
 
     @property
     def smoothing(self) -> bool:
@@ -60,30 +62,44 @@ class StylizeStep:
         """Stylize a batch of consecutive frames (same size). `resets[i]` restarts the smoothing at frame
         i (temporal.needs_reset(frame.meta)). `before_flow`, if a list, gets the frames as they were
         before flow blending (the benchmarks compare the two)."""
-        engine, smoother = self.engine, self.smoother if self.smoothing else None
-        x = self._upload(frames)
+        engine, smoother, t = self.engine, self.smoother if self.smoothing else None, self.times
+        with stage(t, "upload"):
+            x = self._upload(frames)
         if smoother is None:
-            y = engine.stylize(x, style, alpha)
+            with stage(t, "network"):
+                y = engine.stylize(x, style, alpha)
         elif smoother.uses_stats:
-            feat, mean, std = engine.encode(x)  # queued on a GPU: the CPU work below overlaps it
-            smoother.see(frames, resets, x.device)
-            mean, std = smoother.smooth_stats(mean, std)
-            y = engine.decode(feat, mean, std, style, alpha, tuple(x.shape[-2:]))
+            with stage(t, "network"):
+                feat, mean, std = engine.encode(x)  # queued on a GPU: the CPU work below overlaps it
+            with stage(t, "smoothing"):
+                smoother.see(frames, resets, x.device)
+                mean, std = smoother.smooth_stats(mean, std)
+            with stage(t, "network"):
+                y = engine.decode(feat, mean, std, style, alpha, tuple(x.shape[-2:]))
         else:
-            y = engine.stylize(x, style, alpha)
-            smoother.see(frames, resets, x.device)
+            with stage(t, "network"):
+                y = engine.stylize(x, style, alpha)
+            with stage(t, "smoothing"):
+                smoother.see(frames, resets, x.device)
         if smoother is not None:
-            smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
+            with stage(t, "smoothing"):
+                smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
         if self.preserve_color:
             y = preserve_color(y.float(), x.float())
         if before_flow is not None:
             before_flow += engine.download(y)
         if smoother is None:
-            return engine.download(y)
+            with stage(t, "download"):
+                return engine.download(y)
         if y.device.type == "cuda":  # warp on the device, before the download
-            y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
-            return engine.download(y)
-        return [smoother.smooth(f, im) for f, im in zip(frames, engine.download(y), strict=True)]
+            with stage(t, "smoothing"):
+                y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
+            with stage(t, "download"):
+                return engine.download(y)
+        with stage(t, "download"):
+            images = engine.download(y)
+        with stage(t, "smoothing"):
+            return [smoother.smooth(f, im) for f, im in zip(frames, images, strict=True)]
 
     def _upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """One upload of the batch, then the resize to `out_size` on the device."""
