@@ -123,3 +123,28 @@ def test_convert_hook_reports_presets_and_every_stage(graph, tmp_path):
     stages = extra["convert_stages"]["stages"]["ms_per_frame"]
     assert list(stages) == ["decode", "upload", "network", "smoothing", "download", "encode"]
     assert all(v > 0 for v in stages.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (scripts/gpu_session.sh speed)")
+@pytest.mark.parametrize("options", [{}, {"fold_padding": True}, {"channels_last": False}, {"compile": "default"},
+                                     {"compile": "default", "fold_padding": True}])
+def test_cuda_fp16_variants_match_fp32(graph, style, reference, options):
+    """On the device: every variant in fp16 (CUDA graphs on) within today's fp16 tolerance of the fp32 CPU output."""
+    x, ref = reference
+    import copy
+
+    engine = TorchEngine(copy.deepcopy(graph), device="cuda", precision="fp16", **options)
+    out = engine.stylize(x.cuda(), style, 0.8).float().cpu()
+    assert (out - ref).abs().mean() < 0.02
+
+
+def test_bench_cli_rejects_an_unknown_variant_in_one_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "streamer.app.cli", "bench", "--variants", "default,turbo",
+                           "--device", "cpu", "--no-convert"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Unknown variant 'turbo'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
