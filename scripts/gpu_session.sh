@@ -53,11 +53,12 @@ if [ "$DRY" = 1 ]; then  # toy sizes: every command runs, on the CPU, in seconds
   # TorchDynamo without code generation: inductor on a CPU would take minutes
   COMPILED_VARIANTS=${COMPILED_VARIANTS:-eager-dynamo}; PROFILE_COMPILED=${PROFILE_COMPILED:-eager-dynamo}
   TRAIN_VARIANTS=${TRAIN_VARIANTS:---batch-size 2;--batch-size 2 --compile eager}
+  MODELS=${MODELS:-full}; PRESETS=${PRESETS:-ultrafast}; COMPILED_MODELS=${COMPILED_MODELS:-full}
 else
   DEV=cuda; TRAIN_SIZE=""; DEC_SIZE=""
   Q_SIZE=""; F_SIZE="--sequences cats fox davis_breakdance davis_camel davis_kite-surf davis_parkour"
   RES="1280x720,1920x1080"; RES_BIG="1280x720,1920x1080,3840x2160"; CLIP="1920x1080"; CLIP_S=4; PROF="1280x720"
-  ITERS=""; TRAINSPEED_S=${TRAINSPEED_S:-30}
+  ITERS=""; TRAINSPEED_S=${TRAINSPEED_S:-30}; MODELS=${MODELS:-full,lite}
 fi
 TRAIN_DATA="--content $DATA/train/content --style $DATA/train/style --device $DEV --no-progress --workers 16"
 NOTE="scripts/prepare_gpu_bundle.py: ../shared/data/train without the files in noncommercial.txt, shorter side 288, WebP q80"
@@ -161,18 +162,18 @@ if want speed; then
       -k cuda > "$R/cuda-tests.txt" 2>&1; echo "cuda tests exit $?"; tail -2 "$R/cuda-tests.txt"
   fi
   # shellcheck disable=SC2086
-  limit 200 py -m streamer.app.cli bench --backends torch --model full,lite --device "$DEV" --resolutions "$RES_BIG" \
+  limit 200 py -m streamer.app.cli bench --backends torch --model "$MODELS" --device "$DEV" --resolutions "$RES_BIG" \
     --variants "${SPEED_VARIANTS:-default,fold-padding,nchw,no-cuda-graphs}" --no-convert $ITERS \
     --decoder "$DEC" --out "$R/speed-variants.json" > "$R/speed-variants.txt" 2>&1
   echo "speed variants exit $?"; cat "$R/speed-variants.txt"
   for v in default fold-padding; do
     # shellcheck disable=SC2086
-    limit 90 py benchmarks/profile_gpu.py --models full,lite --size "$PROF" --device "$DEV" --variant $v \
+    limit 90 py benchmarks/profile_gpu.py --models "$MODELS" --size "$PROF" --device "$DEV" --variant $v \
       --decoder "$DEC" $ITERS --out "$R" > "$R/profile-$v.txt" 2>&1
     echo "profile $v exit $?"; cat "$R/profile-$v.txt"
   done
   # shellcheck disable=SC2086
-  limit 240 py -m streamer.app.cli bench --backends torch --model full,lite --device "$DEV" --resolutions "$CLIP" \
+  limit 240 py -m streamer.app.cli bench --backends torch --model "$MODELS" --device "$DEV" --resolutions "$CLIP" \
     --variants default --batch "${CONVERT_BATCH:-4}" $ITERS --clip "$CLIP" --clip-seconds "$CLIP_S" \
     --presets "${PRESETS:-medium,veryfast,ultrafast}" --decoder "$DEC" --out "$R/speed-convert.json" \
     > "$R/speed-convert.txt" 2>&1
