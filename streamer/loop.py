@@ -34,6 +34,7 @@ from streamer.frame import Frame, StreamInfo
 from streamer.stats import FileProgress, StatsPrinter
 from streamer.stylize import NamedStyle, StylizeStep
 from streamer.temporal import needs_reset
+from streamer.timing import StageTimes, stage
 
 log = logging.getLogger(__name__)
 _END = object()  # end-of-stream marker on the queues
@@ -49,6 +50,7 @@ class RunResult:
     dropped: int = 0              # live: frames replaced by a newer one before the stylizer took them
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    stages: dict | None = None    # with `timings`: StageTimes.summary (ms per frame per stage)
 
     @property
     def fps(self) -> float:
@@ -62,7 +64,8 @@ class StreamLoop:
 
     def __init__(self, source, step: StylizeStep, styles: Sequence[NamedStyle], sinks: Sequence, *,
                  batch: int = 1, alpha: float = 1.0, stats: bool = False, progress: bool = True,
-                 queue_size: int = 8, controls=None, on_frame: Callable[[Frame], None] | None = None):
+                 queue_size: int = 8, controls=None, on_frame: Callable[[Frame], None] | None = None,
+                 timings: bool = False):
         self.source = source
         self.step = step
         self.engine = step.engine
@@ -80,6 +83,9 @@ class StreamLoop:
         self.error: BaseException | None = None
         self.result = RunResult()
         self.stylize_ms: deque[float] = deque(maxlen=120)
+        # Stage times (streamer.timing): decode here, upload..download in the step, encode in the sinks.
+        self.times = StageTimes(getattr(self.engine, "device", None)) if timings else None
+        step.times = self.times
         self._speed_checked = False
         w, h = step.out_size or (source.info.width, source.info.height)
         self.out_info = StreamInfo(w, h, source.info.fps, source.info.time_base, source.info.frame_count,
@@ -105,6 +111,8 @@ class StreamLoop:
             reader.join(timeout=5)
         sink_thread.join()
         self.result.seconds = time.monotonic() - start
+        if self.times is not None:
+            self.result.stages = self.times.summary(self.result.frames_out)
         if self.error is not None:
             if isinstance(self.error, StylestreamError):
                 raise self.error
@@ -141,8 +149,11 @@ class StreamLoop:
 
     def _reader(self) -> None:
         try:
-            for frame in self.source:
-                if self.stop.is_set():
+            frames = iter(self.source)
+            while True:
+                with stage(self.times, "decode"):
+                    frame = next(frames, None)
+                if frame is None or self.stop.is_set():
                     break
                 self.result.frames_in += 1
                 if self.live:
@@ -224,8 +235,9 @@ class StreamLoop:
                     break
                 if item is None:
                     continue
-                for sink in opened_sinks:
-                    sink.write(item)
+                with stage(self.times, "encode"):
+                    for sink in opened_sinks:
+                        sink.write(item)
                 latency = (time.monotonic() - item.captured) * 1000
                 self.result.frames_out += 1
                 self.result.latencies_ms.append(latency)

@@ -26,6 +26,7 @@ from engines.backends.base import Engine
 from engines.errors import InputError, OutOfMemory
 from engines.images import MAX_ASPECT, MIN_SIDE
 from streamer.temporal import TemporalSmoother
+from streamer.timing import StageTimes, stage
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class StylizeStep:
         self.out_size = out_size  # (width, height) the network works at; None: as the frames come
         self.preserve_color = preserve_color
         self.max_chunk: int | None = None  # frames per network call after running out of memory; None: all
+        self.times: StageTimes | None = None  # set to time upload, network, smoothing, download
 
     @property
     def smoothing(self) -> bool:
@@ -77,32 +79,45 @@ class StylizeStep:
         """Stylize a batch of consecutive frames (same size). `resets[i]` restarts the smoothing at frame
         i (temporal.needs_reset(frame.meta)). `before_flow`, if a list, gets the frames as they were
         before flow blending (the benchmarks compare the two)."""
-        engine, smoother = self.engine, self.smoother if self.smoothing else None
-        x = self._upload(frames)
+        engine, smoother, t = self.engine, self.smoother if self.smoothing else None, self.times
+        with stage(t, "upload"):
+            x = self._upload(frames)
         if smoother is None:
-            y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
+            with stage(t, "network"):
+                y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
         elif smoother.uses_stats:
-            # queued on a GPU: the CPU work below overlaps it
-            feat, mean, std = self._chunked(engine.encode, x)
-            smoother.see(frames, resets, x.device)
-            mean, std = smoother.smooth_stats(mean, std)
+            with stage(t, "network"):  # queued on a GPU: the CPU work below overlaps it
+                feat, mean, std = self._chunked(engine.encode, x)
+            with stage(t, "smoothing"):
+                smoother.see(frames, resets, x.device)
+                mean, std = smoother.smooth_stats(mean, std)
             hw = tuple(x.shape[-2:])
-            y = self._chunked(lambda f, m, s: engine.decode(f, m, s, style, alpha, hw), feat, mean, std)
+            with stage(t, "network"):
+                y = self._chunked(lambda f, m, s: engine.decode(f, m, s, style, alpha, hw), feat, mean, std)
         else:
-            y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
-            smoother.see(frames, resets, x.device)
+            with stage(t, "network"):
+                y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
+            with stage(t, "smoothing"):
+                smoother.see(frames, resets, x.device)
         if smoother is not None:
-            smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
+            with stage(t, "smoothing"):
+                smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
         if self.preserve_color:
             y = preserve_color(y.float(), x.float())
         if before_flow is not None:
             before_flow += engine.download(y)
         if smoother is None:
-            return engine.download(y)
+            with stage(t, "download"):
+                return engine.download(y)
         if y.device.type == "cuda":  # warp on the device, before the download
-            y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
-            return engine.download(y)
-        return [smoother.smooth(f, im) for f, im in zip(frames, engine.download(y), strict=True)]
+            with stage(t, "smoothing"):
+                y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
+            with stage(t, "download"):
+                return engine.download(y)
+        with stage(t, "download"):
+            images = engine.download(y)
+        with stage(t, "smoothing"):
+            return [smoother.smooth(f, im) for f, im in zip(frames, images, strict=True)]
 
     def _chunked(self, fn, *batched: torch.Tensor):
         """fn(*batched), in chunks of at most `max_chunk` frames; out of device memory, the chunk is halved

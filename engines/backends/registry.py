@@ -56,7 +56,7 @@ def register(backend: Backend) -> Backend:
 
 
 register(Backend("torch", "engines.backends.torch_backend:TorchEngine",
-                 frozenset({"cuda_graphs", "compile", "threads"})))
+                 frozenset({"cuda_graphs", "compile", "threads", "fold_padding", "channels_last"})))
 register(Backend("onnxruntime", "engines.backends.onnxruntime_backend:OnnxRuntimeEngine",
                  frozenset({"providers", "threads", "opset"}), probe="engines.backends.onnxruntime_backend:import_ort"))
 register(Backend("tensorrt", "engines.backends.tensorrt_backend:TensorRTEngine",

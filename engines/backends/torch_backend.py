@@ -43,11 +43,26 @@ class _CudaGraph:
         return self.static_out.clone()
 
 
+COMPILE_MODES = ("eager", "default", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(compile: bool | str | None) -> str:
+    """The torch.compile mode an engine option means ("" for none). True: max-autotune (our CUDA graphs)."""
+    if compile is True:
+        return "max-autotune-no-cudagraphs"
+    if not compile:
+        return ""
+    if compile not in COMPILE_MODES:
+        raise BackendUnavailable(f"Unknown compile mode {compile!r}: use {', '.join(COMPILE_MODES)}")
+    return compile
+
+
 class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, graph: StyleGraph | None = None, device: str = "auto", precision: str = "auto",
-                 cuda_graphs: bool = True, compile: bool = False, threads: int | None = None):
+                 cuda_graphs: bool = True, compile: bool | str = False, threads: int | None = None,
+                 fold_padding: bool = False, channels_last: bool = True):
         self.device = resolve_device(device)
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else "bf16" if cpu_has_native_bf16() else "fp32"
@@ -57,19 +72,29 @@ class TorchEngine(Engine):
         if threads:
             torch.set_num_threads(threads)
         graph = graph if graph is not None else load_graph()
+        if fold_padding:
+            from engines.backends.torch_fold import fold_padding as fold
+
+            graph = fold(graph)
         # channels_last pays on both: cuDNN tensor cores, and oneDNN on the CPU (0.87 -> 0.63 s
         # for a 640x360 frame in fp32 on 2 Zen 5 cores).
-        self.graph = graph.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.graph = graph.to(self.device, self.dtype).to(memory_format=self.memory_format).eval()
+        self.variant = {"compile": compile_mode(compile) or None, "fold_padding": fold_padding,
+                        "channels_last": channels_last}
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self._forward = self.graph.forward
-        if compile:
-            self._forward = torch.compile(self.graph.forward, mode="max-autotune-no-cudagraphs", dynamic=False)
+        mode = compile_mode(compile)
+        if mode == "eager":  # TorchDynamo without code generation: tests the plumbing on a CPU
+            self._forward = torch.compile(self.graph.forward, backend="eager", dynamic=False)
+        elif mode:  # our own CUDA graph capture replays it (below), so inductor's is off
+            self._forward = torch.compile(self.graph.forward, mode=mode, dynamic=False)
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self._captured: dict[tuple, _CudaGraph] = {}
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        return batch.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        return batch.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
 
     @torch.inference_mode()
     def encode(self, batch):

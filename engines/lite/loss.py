@@ -46,7 +46,13 @@ class LiteLoss(nn.Module):
                 target = self.teacher(t.to(out.dtype)).float().clamp(0, 1)[..., : out.shape[-2], : out.shape[-1]]
             distill = F.l1_loss(out.float(), target)
             total = total + self.distill_weight * distill
-        return Losses(total, content_loss.detach(), style_loss.detach(), distill.detach())
+        return Losses(total, content_loss.detach(), style_loss.detach(), distill.detach(), output=out,
+                      style_stats=style_stats)
+
+    def stylize(self, net: nn.Module, content: torch.Tensor, style_stats: list) -> torch.Tensor:
+        """The lite output for `content` in a known style (differentiable in the network)."""
+        alpha = torch.ones(content.shape[0], device=content.device)
+        return net(content, *style_stats[-1], alpha)
 
     @torch.no_grad()
     def render(self, net: nn.Module, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

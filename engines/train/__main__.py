@@ -13,6 +13,7 @@ import sys
 
 from engines.errors import StylestreamError
 from engines.train.loop import TrainOptions, train
+from engines.train.options import BASE_BATCH, COMPILE_MODES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,6 +54,14 @@ def parser() -> argparse.ArgumentParser:
                    help="folder with content/ and style/ images for the sample grids (default: dev/ beside the data)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--teacher", default=None, help="lite: full decoder to distil from (default: the shipped one)")
+    p.add_argument("--temporal-weight", type=float, default=d.temporal_weight,
+                   help="weight of the compound temporal regulariser (Wang et al. 2020; 0: off)")
+    p.add_argument("--compile", default=d.compile, choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile the loss step: " + ", ".join(m for m in COMPILE_MODES if m) + " ('': off)")
+    p.add_argument("--lr-scaling", default=d.lr_scaling, choices=("none", "linear", "sqrt"),
+                   help=f"scale --lr for batches other than {BASE_BATCH}: x batch/{BASE_BATCH} or its square root")
+    p.add_argument("--data-note", default=None,
+                   help="a line for the manifest about the data (e.g. what was left out before it got here)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--workers", type=int, default=d.workers, help="image decoding threads")
     return p
@@ -68,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         log_every=a.log_every, seed=a.seed, device=a.device, amp=not a.no_amp, resume=a.resume,
         time_limit=a.time_limit, exclude_list=a.exclude_list, encoder=a.encoder, init_decoder=a.init_decoder,
         provisional=a.provisional, model=a.model, distill_weight=a.distill_weight, teacher=a.teacher,
-        threads=a.threads, sample_dir=a.samples,
+        extra_manifest={"data_note": a.data_note} if a.data_note else {},
+        threads=a.threads, temporal_weight=a.temporal_weight, compile=a.compile, lr_scaling=a.lr_scaling,
+        sample_dir=a.samples,
         progress=not a.no_progress and sys.stderr.isatty(), workers=a.workers)
     try:
         summary = train(opts)

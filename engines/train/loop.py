@@ -15,8 +15,7 @@ import logging
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,10 @@ from engines.machine import cpu_has_native_bf16
 from engines.progress import progress_bar
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.data import default_sample_files, load_samples, load_train_data
-from engines.train.losses import AdaINLoss
+from engines.train.losses import AdaINLoss, with_temporal
+from engines.train.manifest import manifest
+from engines.train.options import COMPILE_MODES, TrainOptions, base_lr, learning_rate
+from engines.train.regularise import Motion
 from engines.vgg import load_encoder
 
 log = logging.getLogger(__name__)
@@ -39,46 +41,28 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.safetensors"
 EXPORT = "decoder.safetensors"
 LITE_EXPORT = "lite.safetensors"
+__all__ = ["TrainOptions", "train", "learning_rate"]
 
 
-@dataclass
-class TrainOptions:
-    content_dir: str
-    style_dir: str
-    out_dir: str = "runs/decoder"
-    steps: int = 160_000
-    batch_size: int = 8
-    crop: int = 256
-    load_size: int = 384            # shorter side the images are kept at; crops are cut from these
-    lr: float = 1e-4
-    lr_decay: float = 5e-5
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    checkpoint_every: int = 2000
-    sample_every: int = 2000
-    log_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True                # bf16 autocast on CUDA
-    resume: bool = False
-    time_limit: float | None = None  # seconds; then checkpoint and stop (chunked training)
-    exclude_list: str | None = None
-    encoder: str | None = None      # a vgg_normalised file instead of the built-in normalised encoder
-    init_decoder: str | None = None  # start from these weights (fresh Adam), counting on from their steps
-    provisional: bool = False       # marks the exported manifest (e.g. a short CPU run)
-    progress: bool = True
-    workers: int = 4
-    extra_manifest: dict = field(default_factory=dict)
-    model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
-    distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
-    teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
-    sample_dir: str | None = None   # images for the sample grids (content/ and style/); else dev/ beside the data
-    threads: int | None = None      # CPU threads for torch (None: its default). 1 is fastest on a busy
-                                    # machine: two threads spin at every barrier when a core is taken
+def loss_step(opts: TrainOptions, loss_fn: nn.Module, net: nn.Module):
+    """(content, style, motion theta, motion noise) -> the five loss terms (total first), compiled if asked.
 
+    Only tensors go in and out, so a compiled step is traced once per shape and never recompiles.
+    """
+    def step_losses(content, style, theta, noise):
+        motion = Motion(theta, noise) if theta is not None else None
+        ls = with_temporal(loss_fn, net, content, style, motion, opts.temporal_weight)
+        zero = ls.style.new_zeros(())
+        return (ls.total, ls.content, ls.style, ls.distill if ls.distill is not None else zero,
+                ls.temporal if ls.temporal is not None else zero)
 
-def learning_rate(opts: TrainOptions, step: int) -> float:
-    return opts.lr / (1.0 + opts.lr_decay * step)
+    if opts.compile not in COMPILE_MODES:
+        raise ConfigError(f"Unknown compile mode {opts.compile!r}: use one of {', '.join(COMPILE_MODES[1:])}")
+    if not opts.compile:
+        return step_losses
+    if opts.compile == "eager":
+        return torch.compile(step_losses, backend="eager")
+    return torch.compile(step_losses, mode=opts.compile)
 
 
 def sample_grid(net: nn.Module, loss, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
@@ -143,9 +127,10 @@ def train(opts: TrainOptions) -> dict:
     loss_fn = AdaINLoss(encoder, opts.content_weight, opts.style_weight, channels_last=cuda)
     if opts.model == "lite":
         loss_fn = lite_loss(opts, loss_fn, device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=opts.lr, **({"fused": True} if cuda else {}))
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=base_lr(opts), **({"fused": True} if cuda else {}))
     gen = torch.Generator().manual_seed(opts.seed)
 
+    step_losses = loss_step(opts, loss_fn, decoder)
     step, history = 0, []
     if opts.init_decoder and not opts.resume:
         from engines.decoder import load_decoder, read_manifest
@@ -173,7 +158,7 @@ def train(opts: TrainOptions) -> dict:
     log_path = out / "log.jsonl"
     started = time.monotonic()
     window_start, window_step = started, step
-    sums = torch.zeros(4, device=device)
+    sums = torch.zeros(5, device=device)
     stopped_early = False
     with _progress(opts, step) as show_progress:
         while step < opts.steps:
@@ -183,23 +168,24 @@ def train(opts: TrainOptions) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(opts, step)
             content, style = data.next_batch(opts.batch_size, opts.crop, gen)
+            motion = Motion.sample(content, gen) if opts.temporal_weight > 0 else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                losses = loss_fn(decoder, content, style)
+                terms = step_losses(content, style, *((motion.theta, motion.noise) if motion else (None, None)))
             optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
+            terms[0].backward()
             optimizer.step()
             step += 1
-            sums += torch.stack([losses.total.detach().float(), losses.content, losses.style,
-                                 losses.distill if losses.distill is not None else losses.style.new_zeros(())])
+            sums += torch.stack([terms[0].detach().float(), *terms[1:]])
 
             if step % opts.log_every == 0 or step == opts.steps:
                 n = step - window_step
-                total, content_l, style_l, distill_l = (sums / max(n, 1)).tolist()  # one GPU sync per window
+                total, content_l, style_l, distill_l, temporal_l = (sums / max(n, 1)).tolist()  # one sync
                 if not all(math.isfinite(v) for v in (total, content_l, style_l)):
                     raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
                 now = time.monotonic()
                 rec = {"step": step, "loss": round(total, 4), "content": round(content_l, 4),
                        "style": round(style_l, 4), **({"distill": round(distill_l, 4)} if opts.model == "lite" else {}),
+                       **({"temporal": round(temporal_l, 5)} if opts.temporal_weight > 0 else {}),
                        "lr": learning_rate(opts, step),
                        "steps_per_s": round(n / max(now - window_start, 1e-9), 2)}
                 history.append(rec)
@@ -243,44 +229,6 @@ def lite_loss(opts: TrainOptions, base: AdaINLoss, device: torch.device):
 
     teacher = load_decoder(opts.teacher).to(device) if opts.distill_weight > 0 else None
     return LiteLoss(base, teacher, opts.distill_weight)
-
-
-def manifest(opts: TrainOptions, data: dict, step: int, history: list[dict], device: torch.device,
-             amp: bool = False) -> dict:
-    last = history[-1] if history else {}
-    # Mean of the last few windows: one window of 50 steps is noisy.
-    tail = history[-20:]
-    keys = ("loss", "content", "style") + (("distill",) if opts.model == "lite" else ())
-    mean = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in keys} if tail else {}
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    if opts.model == "lite":
-        from engines.lite.network import LiteShape
-
-        model = {"format": "stylestream-lite", "shape": LiteShape().as_dict(),
-                 "architecture": "lite encoder + style head + AdaIN + lite decoder (engines.lite.network)",
-                 "distill_weight": opts.distill_weight,
-                 "teacher": opts.teacher or "engines/weights/decoder.safetensors"}
-    else:
-        model = {"format": "stylestream-decoder",
-                 "architecture": "AdaIN decoder (Huang & Belongie 2017), nn.Sequential layout of the PyTorch port"}
-    return {
-        **model,
-        "provisional": opts.provisional,
-        "steps": step,
-        "batch_size": opts.batch_size,
-        "crop": opts.crop,
-        "images_seen": step * opts.batch_size,
-        "final_losses": {"last_window": {k: last.get(k) for k in keys},
-                         "mean_last_windows": mean, "window_steps": opts.log_every * len(tail)},
-        "loss_weights": {"content": opts.content_weight, "style": opts.style_weight},
-        "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
-        "data": data,
-        "device": device_name,
-        "precision": "bf16 autocast" if amp else "fp32",
-        "trained": datetime.now(UTC).date().isoformat(),
-        "torch": torch.__version__,
-        **opts.extra_manifest,
-    }
 
 
 def _jsonable(opts: TrainOptions) -> dict:

@@ -23,6 +23,9 @@ class Losses:
     content: torch.Tensor
     style: torch.Tensor
     distill: torch.Tensor | None = None  # the lite network's distillation term (engines.lite.loss)
+    temporal: torch.Tensor | None = None  # the compound regulariser's term (engines.train.regularise)
+    output: torch.Tensor | None = None    # the network's output (what the regulariser moves)
+    style_stats: list | None = None       # the style's per-layer (mean, std), for stylize()
 
 
 class AdaINLoss(nn.Module):
@@ -66,10 +69,30 @@ class AdaINLoss(nn.Module):
             g_mean, g_std = mean_std(f)
             style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
         total = self.content_weight * content_loss + self.style_weight * style_loss
-        return Losses(total, content_loss.detach(), style_loss.detach())
+        return Losses(total, content_loss.detach(), style_loss.detach(), output=out, style_stats=style_stats)
+
+    def stylize(self, decoder: nn.Module, content: torch.Tensor, style_stats: list) -> torch.Tensor:
+        """The decoder's output for `content` in a known style (differentiable in the decoder)."""
+        with torch.no_grad():
+            x = content.contiguous(memory_format=torch.channels_last) if self.channels_last else content
+            t = adain(self.encoder(x), *style_stats[-1])
+        return decoder(t.to(memory_format=torch.channels_last) if self.channels_last else t)
 
     @torch.no_grad()
     def render(self, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """The decoder's output for each (content, style) pair (for sample grids)."""
         t, _ = self.targets(content, style)
         return decoder(t.to(next(decoder.parameters()).dtype))
+
+
+def with_temporal(loss_fn: nn.Module, net: nn.Module, content: torch.Tensor, style: torch.Tensor,
+                  motion, weight: float) -> Losses:
+    """loss_fn's losses plus `weight` x the compound temporal regulariser under `motion` (None: off)."""
+    from engines.train.regularise import compound_loss
+
+    losses = loss_fn(net, content, style)
+    if motion is not None and weight > 0:
+        reg = compound_loss(lambda x: loss_fn.stylize(net, x, losses.style_stats), content, losses.output, motion)
+        losses.total = losses.total + weight * reg
+        losses.temporal = reg.detach()
+    return losses

@@ -262,6 +262,10 @@ def bench(
                             help="also time `convert` end to end on a generated clip")] = True,
     clip: Annotated[str, typer.Option(help="size of the generated clip, WIDTHxHEIGHT")] = "640x360",
     clip_seconds: Annotated[float, typer.Option(min=0.1, max=60, help="length of the clip (24 fps)")] = 2.0,
+    presets: Annotated[str, typer.Option(help="encoder presets to time convert with, comma-separated")] = "medium",
+    variants: Annotated[str, typer.Option(
+        help="torch engine variants side by side (engines.bench.VARIANTS): e.g. default,compiled,fold-padding; "
+             "auto: default and compiled on CUDA, default on a CPU")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", "-o",
                    help="JSON file (default: speed-<host>-<date>.json in the current folder)")] = None,
     verbose: VerboseOpt = False,
@@ -269,8 +273,9 @@ def bench(
     """Time every available backend (ms/frame, fps, peak memory) and `convert` end to end: table + JSON."""
     import tempfile
 
-    from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench
+    from engines.bench import BenchSettings, bench_options, parse_resolutions, parse_variants, run_bench
     from engines.bench_output import print_table, write_result
+    from engines.devices import resolve_device
     from streamer.app.run import convert_timing_hook
 
     _setup_logging(verbose)
@@ -279,9 +284,11 @@ def bench(
         device=device or "auto", precision=precision, resolutions=parse_resolutions(resolutions), batch=batch,
         warmup=warmup, iters=iters, skip_1080p=skip_1080p, decoder=str(decoder) if decoder else None,
         models=[m.strip() for m in models.split(",") if m.strip()],
-        options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads))
+        options=bench_options(no_cuda_graphs=not cuda_graphs, threads=threads),
+        variants=parse_variants(variants, resolve_device(device or "auto", check=False).type))
     with tempfile.TemporaryDirectory(prefix="stylestream-bench-") as tmp:
-        hooks = [convert_timing_hook(clip, clip_seconds, Path(tmp))] if with_convert else []
+        preset_list = tuple(p.strip() for p in presets.split(",") if p.strip()) or ("medium",)
+        hooks = [convert_timing_hook(clip, clip_seconds, Path(tmp), preset_list)] if with_convert else []
         result = run_bench(settings, hooks)
     path = write_result(result, out)
     print_table(result)

@@ -68,14 +68,17 @@ def build_smoother(cfg: StreamConfig):
 
 
 def build_loop(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], source, sinks: list, smoother=None,
-               controls=None, progress: bool | None = None, on_frame=None) -> StreamLoop:
+               controls=None, progress: bool | None = None, on_frame=None,
+               timings: bool | None = None) -> StreamLoop:
     """The stylize step (at the configured size) and the loop around it, for `source`. `progress` None:
-    a bar for files; `on_frame(frame)` after the sinks took each frame (a cluster worker's count)."""
+    a bar for files; `on_frame(frame)` after the sinks took each frame (a cluster worker's count);
+    `timings` None: per-stage times with --stats."""
     info = source.info
     step = StylizeStep(engine, smoother, output_size(info.width, info.height, cfg.size), cfg.preserve_color)
     batch = 1 if info.live else cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
     return StreamLoop(source, step, styles, sinks, batch=batch, alpha=cfg.alpha, stats=cfg.stats,
-                      progress=not info.live if progress is None else progress, controls=controls, on_frame=on_frame)
+                      progress=not info.live if progress is None else progress, controls=controls, on_frame=on_frame,
+                      timings=cfg.stats if timings is None else timings)
 
 
 def plan_conversions(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -106,15 +109,19 @@ def check_conversions(cfg: StreamConfig, pairs: list[tuple[Path, Path]]) -> None
         _video_sink(cfg, dst, audio=False).check()
 
 
-def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path) -> RunResult:
+def convert_one(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], src: Path, dst: Path,
+                timings: bool | None = None) -> RunResult:
+    """One file; `timings` (default: with --stats) measures each stage (RunResult.stages)."""
     from streamer.sources.video_file import VideoFileSource
 
     with VideoFileSource(src, strict=True) as source:
         sink = _video_sink(cfg, dst, audio=cfg.video.audio)
-        loop = build_loop(cfg, engine, styles, source, [sink], build_smoother(cfg))
+        loop = build_loop(cfg, engine, styles, source, [sink], build_smoother(cfg), timings=timings)
         result = loop.run()
     log.info("%s: %d frames in %.1f s (%.2f fps)%s", dst, result.frames_out, result.seconds, result.fps,
              " - interrupted, the file holds the frames so far" if result.interrupted else "")
+    if result.stages:
+        log.info("ms per frame: %s", ", ".join(f"{k} {v}" for k, v in result.stages["ms_per_frame"].items()))
     return result
 
 
@@ -193,10 +200,13 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
     return sinks
 
 
-def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
-    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip (the demo clip).
+def convert_timing_hook(clip_size: str, seconds: float, folder: Path, presets: tuple[str, ...] = ("medium",),
+                        breakdown: bool = True):
+    """A run_bench hook: end-to-end `convert` fps of each engine on a generated clip with audio (the demo clip).
 
-    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size.
+    Same loop, sink and defaults as `stylestream convert` (smoothing on, libx264), at the clip's own size;
+    one run per encoder preset, then (`breakdown`) one more with the default preset and stage timing on
+    (streamer.timing: decode, upload, network, smoothing, download, encode in ms per frame).
     """
     from engines.bench import parse_resolutions, random_style
     from streamer.app.democlip import render_frame, write_demo_clip
@@ -204,17 +214,27 @@ def convert_timing_hook(clip_size: str, seconds: float, folder: Path):
     ((h, w),) = parse_resolutions(clip_size)
     h, w = h // 2 * 2, w // 2 * 2  # H.264 in yuv420p needs even sides
     clip = write_demo_clip(folder / f"clip-{w}x{h}.mp4", seconds=seconds, width=w, height=h)
-    cfg = StreamConfig(size=0, video={"overwrite": True})
     style = random_style()
+
+    def run(engine, name: str, preset: str, timings: bool) -> dict:
+        cfg = StreamConfig(size=0, video={"overwrite": True, "preset": preset})
+        out = folder / f"out-{engine.model}-{name}.mp4"
+        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, out, timings=timings)
+        return {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
+                "fps": round(result.fps, 2), "preset": preset, "audio": True,
+                "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off",
+                **({"stages": result.stages} if result.stages else {})}
 
     def hook(engine, name: str) -> dict:
         # Smoothing runs the split graph (encode, decode), which a backend may build on first use: not timed.
         feat, mean, std = engine.encode(engine.upload([render_frame(0.0, w, h)]))
         engine.decode(feat, mean, std, style, 1.0, (h, w))
-        out = folder / f"out-{engine.model}-{name}.mp4"
-        result = convert_one(cfg, engine, [NamedStyle("random", style)], clip, out)
-        return {"convert": {"clip": f"{w}x{h}", "frames": result.frames_out, "seconds": round(result.seconds, 2),
-                            "fps": round(result.fps, 2),
-                            "smoothing": cfg.temporal.mechanism if cfg.temporal.enabled else "off"}}
+        runs = [run(engine, name, p, timings=False) for p in presets]
+        extra = {"convert": runs[0]}
+        if len(runs) > 1:
+            extra["convert_presets"] = runs
+        if breakdown:
+            extra["convert_stages"] = run(engine, name, presets[0], timings=True)
+        return extra
 
     return hook
