@@ -1,9 +1,10 @@
 """Which network runs: `full` (VGG-19 + the AdaIN decoder) or `lite` (engines.lite), and what `auto` means.
 
-The rule for `--model auto` (numbers in docs/models.md, measured with `stylestream bench`):
+The rule for `--model auto` (numbers in docs/models.md, measured with `stylestream bench` and
+benchmarks/live_fps.py):
 - `image` and `convert`: the full model, which gives the best quality; they are not real time.
-- `live` (and `serve`) on a CPU: the lite model. The full model takes 631 ms per 640x360 frame on 2 CPU
-  cores (1.6 fps); the lite model keeps a live stream real time there.
+- `live` (and `serve`) on a CPU: the lite model. On 2 AMD EPYC cores at 640x360 the full model takes 321 ms
+  per frame and `live` runs at 3 fps; the lite model takes 22 ms and `live` runs at 20 fps with smoothing.
 - `live` on an NVIDIA GPU: the full model up to 1920x1080 (31 ms per frame on an H200, so 30 fps), the lite
   model above that (4K).
 The choice is logged with how to override it. Where the lite weights cannot be loaded, `auto` falls
@@ -37,7 +38,7 @@ def pick_model(model: str, job: str, device_type: str, frame_pixels: int | None 
     if job not in REALTIME_JOBS:
         chosen, why = "full", f"best quality for {job}"
     elif device_type == "cpu":
-        chosen, why = "lite", "real time on a CPU (the full model runs at about 1.6 fps at 640x360 on 2 cores)"
+        chosen, why = "lite", "real time on a CPU (the full model runs live at about 3 fps at 640x360 on 2 cores)"
     elif frame_pixels is not None and frame_pixels > FULL_LIVE_MAX_PIXELS_GPU:
         chosen, why = "lite", "real time above 1920x1080 on a GPU"
     else:
