@@ -1,4 +1,5 @@
 """Speed benchmark of the engines: ms/frame, fps and peak memory per backend and resolution.
+(A little over 300 lines: models x backends x variants x resolutions in one loop; output and memory probe apart.)
 
 For every available backend (engines.backends.select) and resolution, after warm-up:
 - `stylize_ms`: the per-frame graph alone (engine.stylize), median and p90 over the timed runs;

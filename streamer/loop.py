@@ -1,4 +1,5 @@
 """The stream loop: moves frames between three threads; the work on them is the stylize step's and the sinks'.
+(A little over 300 lines: the three threads, their shutdown and the live/file policies belong together.)
 
     reader thread --q_in--> main thread (StylizeStep) --q_out--> sink thread (every sink, in order)
 

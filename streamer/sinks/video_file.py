@@ -1,5 +1,8 @@
 """A video file sink (PyAV): H.264 in MP4 by default, timestamps from the source, the source's audio copied.
 
+One job, a little over 300 lines: opening (own partial file, output lock), writing and the all-or-nothing
+close are one transaction and read best together; codec choice and audio live beside it (encoder.py, audio.py).
+
 - Timestamps: Frame.pts in StreamInfo.time_base when the source has them (variable frame rate and duration
   survive), else Frame.time; live streams start at 0.
 - Audio and subtitles (from StreamInfo.path): every audio track, and the subtitles the container can hold, copied
