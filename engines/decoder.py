@@ -88,9 +88,8 @@ def load_decoder(path: str | Path | None = None, verify: bool = True) -> nn.Sequ
             )
         raise WeightsError(f"Decoder weights not found: {weights}")
     manifest = read_manifest(weights)
-    if verify and manifest.get("sha256") and file_sha256(weights) != manifest["sha256"]:
-        raise WeightsError(f"{weights} does not match the sha256 in {manifest_path(weights).name}: "
-                           "the file is corrupt or was replaced. Restore it (git checkout) or retrain.")
+    if verify:
+        check_sha256(weights, manifest, "Restore it (git checkout) or retrain.")
     decoder = build_decoder()
     try:
         decoder.load_state_dict(load_sequential_state(weights))
@@ -99,6 +98,13 @@ def load_decoder(path: str | Path | None = None, verify: bool = True) -> nn.Sequ
         raise WeightsError(f"{weights} does not fit the AdaIN decoder ({first})") from None
     check_finite(decoder.state_dict(), weights)
     return decoder.eval()
+
+
+def check_sha256(weights: Path, manifest: dict, what_to_do: str) -> None:
+    """WeightsError when the manifest records a sha256 and the file's is another (corrupt or replaced)."""
+    if manifest.get("sha256") and file_sha256(weights) != manifest["sha256"]:
+        raise WeightsError(f"{weights} does not match the sha256 in {manifest_path(weights).name}: "
+                           f"the file is corrupt or was replaced. {what_to_do}")
 
 
 def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:

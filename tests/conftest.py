@@ -168,9 +168,14 @@ def xvfb_display():
         err = proc.communicate(timeout=5)[1].decode(errors="replace").strip().splitlines()
         pytest.skip(f"Xvfb did not start: {err[-1] if err else 'no display number within 10 s'}")
     yield f":{number}"
+    stop_process(proc, timeout=5)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within `timeout` seconds; reaped either way."""
     proc.terminate()
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from conftest import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,12 +38,7 @@ def serve(*args: str, timeout: float = 120) -> Iterator[str]:
         yield line.strip()
         assert proc.poll() is None, f"the server died; stderr:\n{''.join(stderr)}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.adain import mean_std
 from engines.train.losses import AdaINLoss, Losses
 
 
@@ -30,16 +29,8 @@ class LiteLoss(nn.Module):
 
     def forward(self, net: nn.Module, content: torch.Tensor, style: torch.Tensor) -> Losses:
         t, style_stats = self.base.targets(content, style)
-        code_mean, code_std = style_stats[-1]
-        alpha = torch.ones(content.shape[0], device=content.device)
-        out = net(content, code_mean, code_std, alpha)
-        feats = self.base.encoder.features(out)
-        content_loss = F.mse_loss(feats[-1].float(), t)
-        style_loss = out.new_zeros((), dtype=torch.float32)
-        for f, (s_mean, s_std) in zip(feats, style_stats, strict=True):
-            g_mean, g_std = mean_std(f)
-            style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
-        total = self.base.content_weight * content_loss + self.base.style_weight * style_loss
+        out = self.stylize(net, content, style_stats)
+        total, content_loss, style_loss = self.base.output_losses(out, t, style_stats)
         distill = out.new_zeros((), dtype=torch.float32)
         if self.teacher is not None and self.distill_weight > 0:
             with torch.no_grad():
@@ -57,6 +48,4 @@ class LiteLoss(nn.Module):
     @torch.no_grad()
     def render(self, net: nn.Module, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """The lite output for each (content, style) pair (for sample grids)."""
-        _, style_stats = self.base.targets(content, style)
-        alpha = torch.ones(content.shape[0], device=content.device)
-        return net(content, *style_stats[-1], alpha)
+        return self.stylize(net, content, self.base.targets(content, style)[1])

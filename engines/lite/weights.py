@@ -12,9 +12,8 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from engines.decoder import WEIGHTS_DIR, read_manifest
+from engines.decoder import WEIGHTS_DIR, check_finite, check_sha256, read_manifest
 from engines.errors import WeightsError
-from engines.files import file_sha256
 from engines.lite.network import LiteGraph, LiteShape
 
 DEFAULT_LITE = WEIGHTS_DIR / "lite.safetensors"
@@ -27,9 +26,8 @@ def load_lite(path: str | Path | None = None, verify: bool = True) -> LiteGraph:
     if not weights.is_file():
         raise WeightsError(f"Lite network weights not found: {weights}. {RESTORE} Or use --model full.")
     manifest = read_manifest(weights)
-    if verify and manifest.get("sha256") and file_sha256(weights) != manifest["sha256"]:
-        raise WeightsError(f"{weights} does not match the sha256 in {weights.with_suffix('.json').name}: "
-                           f"the file is corrupt or was replaced. {RESTORE}")
+    if verify:
+        check_sha256(weights, manifest, RESTORE)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
@@ -43,15 +41,5 @@ def load_lite(path: str | Path | None = None, verify: bool = True) -> LiteGraph:
         graph.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as e:
         raise WeightsError(f"{weights} does not fit the lite network ({str(e).splitlines()[0]}). {RESTORE}") from None
-    for name, tensor in graph.state_dict().items():
-        if not bool(tensor.isfinite().all()):
-            raise WeightsError(f"{weights}: tensor {name} holds NaN or inf. {RESTORE}")
-    graph.manifest = manifest
+    check_finite(graph.state_dict(), weights)
     return graph.eval()
-
-
-def is_provisional(graph: LiteGraph) -> bool:
-    return bool(getattr(graph, "manifest", {}).get("provisional", False))
-
-
-__all__ = ["DEFAULT_LITE", "load_lite", "is_provisional"]
