@@ -20,7 +20,12 @@ from safetensors.torch import load_file, save_file
 from engines.errors import InputError
 
 EPS = 1e-5
-STYLE_CHANNELS = 512  # relu4_1's channels: a style code's mean and std each have this many values
+# A style code holds the mean and std of relu1_1, relu2_1, relu3_1 and relu4_1, one after the other. AdaIN
+# itself (the full model) reads the relu4_1 part, the tail; the lite network reads all four (colour and fine
+# texture live in the shallow layers). Codes saved before the shallow layers were added hold relu4_1 alone.
+CODE_LAYERS = (64, 128, 256, 512)
+CODE_CHANNELS = sum(CODE_LAYERS)       # 960
+STYLE_CHANNELS = CODE_LAYERS[-1]       # relu4_1, what the full model's AdaIN reads
 
 
 def mean_std(feat: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +71,9 @@ def blend_alpha(content: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor
 
 @dataclass(frozen=True)
 class StyleCode:
-    """A style as AdaIN sees it: relu4_1 per-channel mean and std (512 + 512 fp32)."""
+    """A style as the networks see it: per-channel mean and std of relu1_1..relu4_1 (960 + 960 fp32; CODE_LAYERS).
+
+    Older saved codes hold relu4_1 alone (512 + 512): enough for the full model, not for the lite network."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -92,13 +99,22 @@ class StyleCode:
     def to(self, device: torch.device | str) -> StyleCode:
         return StyleCode(self.mean.to(device), self.std.to(device), self.source, self.meta)
 
-    def batch(self, n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n x C, n x C) fp32 on `device`, the per-frame graph's style inputs (views: do not modify)."""
+    def batch(self, n: int, device: torch.device | str,
+              channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n x C, n x C) fp32 on `device`, the per-frame graph's style inputs (views: do not modify).
+
+        `channels`: how many values the graph reads (its `style_channels`): the code's tail, which is
+        relu4_1 for 512 and the whole code for CODE_CHANNELS."""
+        channels = channels or len(self.mean)
+        if channels > len(self.mean):
+            raise InputError(f"Style code {self.source or '(unnamed)'} holds relu4_1 alone (saved by an older "
+                             "stylestream); the lite network needs all four layers: pass the painting itself as the "
+                             "style, or use --model full")
         key = str(device)
         if key not in self._on_device:
             self._on_device[key] = (self.mean.to(device, torch.float32), self.std.to(device, torch.float32))
         m, s = self._on_device[key]
-        return m.unsqueeze(0).expand(n, -1), s.unsqueeze(0).expand(n, -1)
+        return m[-channels:].unsqueeze(0).expand(n, -1), s[-channels:].unsqueeze(0).expand(n, -1)
 
     def save(self, path: str | Path, **meta: str) -> None:
         meta = {"source": self.source, **{k: str(v) for k, v in {**self.meta, **meta}.items()}}
@@ -124,10 +140,11 @@ class StyleCode:
 
 
 def check_style_tensor(t: torch.Tensor, name: str, where: str) -> None:
-    """InputError unless `t` is a style code's mean or std: STYLE_CHANNELS finite values (std >= 0)."""
-    if tuple(t.shape) != (STYLE_CHANNELS,):
+    """InputError unless `t` is a style code's mean or std: CODE_CHANNELS (or, from older files,
+    STYLE_CHANNELS) finite values (std >= 0)."""
+    if tuple(t.shape) not in ((CODE_CHANNELS,), (STYLE_CHANNELS,)):
         raise InputError(f"{where}: tensor '{name}' has shape {tuple(t.shape)}, a style code needs "
-                         f"({STYLE_CHANNELS},); make it again from an image (it is not a relu4_1 style code)")
+                         f"({CODE_CHANNELS},); make it again from an image (it is not a VGG style code)")
     if not bool(torch.isfinite(t.float()).all()):
         raise InputError(f"{where}: tensor '{name}' holds NaN or inf; the file is corrupt, make it again")
     if name == "std" and bool((t < 0).any()):
@@ -152,8 +169,9 @@ def blend_styles(codes: Sequence[StyleCode], weights: Sequence[float] | None = N
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise InputError("Style weights must be non-negative and not all zero")
     total = float(sum(weights))
-    mean = sum(w / total * c.mean for w, c in zip(weights, codes, strict=True))
-    std = sum(w / total * c.std for w, c in zip(weights, codes, strict=True))
+    n = min(len(c.mean) for c in codes)  # an older relu4_1-only code mixes with the others' relu4_1 tails
+    mean = sum(w / total * c.mean[-n:] for w, c in zip(weights, codes, strict=True))
+    std = sum(w / total * c.std[-n:] for w, c in zip(weights, codes, strict=True))
     if len(codes) == 1:
         return codes[0]
     source = " + ".join(f"{w / total:.2f}*{c.source}" for w, c in zip(weights, codes, strict=True))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.adain import StyleCode
+from engines.adain import CODE_CHANNELS, StyleCode
 from engines.backends.base import Engine
 from engines.errors import ConfigError, StylestreamError
 from engines.memory import MemoryProbe
@@ -136,7 +136,7 @@ def _sync(device: torch.device) -> None:
 
 def random_style(seed: int = 0) -> StyleCode:
     gen = torch.Generator().manual_seed(seed)
-    return StyleCode(torch.rand(512, generator=gen), torch.rand(512, generator=gen) + 0.5, "random")
+    return StyleCode(torch.rand(CODE_CHANNELS, generator=gen), torch.rand(CODE_CHANNELS, generator=gen) + 0.5, "random")
 
 
 def _fps(ms: float) -> float:

@@ -63,7 +63,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 # Which tensors are images/features (fp16 in the fp16 graph); every other tensor is an fp32 statistic.
 IMAGE_TENSORS = frozenset({"content", "stylized", "feat", "image"})
 FEAT_CHANNELS = 512   # the full graph's relu4_1 (a graph's own count: graph.feat_channels)
-STYLE_CHANNELS = 512  # the style code's mean and std, the same for every graph
+STYLE_CHANNELS = 512  # the full graph's style input, relu4_1 (a graph's own count: graph.style_channels)
 TRACE_HW = (24, 40)  # the size the exporter traces at; odd feature sizes (3 x 5) on purpose
 
 
@@ -111,14 +111,15 @@ _WRAPPERS = {"full": _Full, "encode": _Encode, "decode": _Decode}
 
 
 def example_inputs(part: str, precision: str, n: int = 1, h: int = 64, w: int = 64,
-                   feat_channels: int = FEAT_CHANNELS, halvings: int = 3) -> tuple[torch.Tensor, ...]:
+                   feat_channels: int = FEAT_CHANNELS, halvings: int = 3,
+                   style_channels: int = STYLE_CHANNELS) -> tuple[torch.Tensor, ...]:
     """Inputs of the right shapes and dtypes for tracing (and for tests)."""
     gen = torch.Generator().manual_seed(0)
     fh, fw = feat_hw(h, w, halvings)
     shapes = {
         "content": (n, 3, h, w), "feat": (n, feat_channels, fh, fw), "alpha": (n,),
         "content_mean": (n, feat_channels), "content_std": (n, feat_channels),
-        "style_mean": (n, STYLE_CHANNELS), "style_std": (n, STYLE_CHANNELS),
+        "style_mean": (n, style_channels), "style_std": (n, style_channels),
     }
     out = []
     for name in INPUTS[part]:
@@ -161,7 +162,7 @@ def export_onnx(graph: StyleGraph, path: str | Path, part: Part = "full", precis
     # and 64x64 took 13 s to trace against well under a second here. Batch 2, not 1, so that no
     # size-1 dimension gets baked in as a broadcast.
     args = example_inputs(part, precision, n=2, h=TRACE_HW[0], w=TRACE_HW[1], feat_channels=graph.feat_channels,
-                          halvings=graph.halvings)
+                          halvings=graph.halvings, style_channels=graph.style_channels)
     names = {"input_names": list(INPUTS[part]), "output_names": list(OUTPUTS[part])}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,9 +208,9 @@ def weights_hash(module: nn.Module) -> str:
 
 
 def graph_hash(graph: StyleGraph) -> str:
-    """What an export of `graph` depends on: the decoder weights, and the encoder's (a user can load
-    the AdaIN port's vgg_normalised.pth instead of ours)."""
-    return hashlib.sha256((weights_hash(graph.decoder) + weights_hash(graph.encoder)).encode()).hexdigest()
+    """What an export of `graph` depends on: its network and every weight in it (a user can load the AdaIN
+    port's vgg_normalised.pth instead of our encoder; the lite network has a style head too)."""
+    return hashlib.sha256((graph.kind + weights_hash(graph)).encode()).hexdigest()
 
 
 def cache_dir(sub: str = "") -> Path:

@@ -43,7 +43,6 @@ CONVS = [
 # Index in the nn.Sequential of each 3x3 conv (the AdaIN port's numbering), and the
 # slice boundaries that end at relu1_1, relu2_1, relu3_1 and relu4_1.
 CONV_INDICES = [2, 5, 9, 12, 16, 19, 22, 25, 29]
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 _SLICE_ENDS = (4, 11, 18, 31)
 
 
@@ -202,8 +201,9 @@ def _style_encoder(device: str) -> VGGEncoder:
 
 @torch.inference_mode()
 def style_statistics(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A style image's relu4_1 mean and std (N x 512 each, fp32), with the shipped encoder in fp32 on the
-    image's device. For networks whose per-frame graph has no VGG (the lite model)."""
+    """A style image's code: relu1_1..relu4_1 means and stds, concatenated (N x 960 each, fp32; see
+    engines.adain.CODE_LAYERS), with the shipped encoder in fp32 on the image's device."""
     from engines.adain import mean_std
 
-    return mean_std(_style_encoder(str(image.device))(image.float()))
+    stats = [mean_std(f) for f in _style_encoder(str(image.device)).features(image.float())]
+    return torch.cat([m for m, _ in stats], dim=1), torch.cat([s for _, s in stats], dim=1)

@@ -1,7 +1,7 @@
 """Compute the built-in style presets (engines/presets/*.safetensors) from public-domain paintings.
 
 Reads the paintings from ../shared/data/train/style (listed in its README as public domain);
-ships only the StyleCode each gives (the encoder's relu4_1 mean/std), never the image.
+ships only the StyleCode each gives (relu1_1..relu4_1 means and stds), never the image.
 
     python scripts/make_presets.py [--data ../shared/data]
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from engines.adain import StyleCode, mean_std
+from engines.adain import StyleCode
 from engines.backends.base import STYLE_SIZE
 from engines.images import load_image_tensor
 from engines.presets import PRESET_DIR
-from engines.vgg import load_encoder
+from engines.vgg import style_statistics
 
 # name: (file in train/style, work)
 PRESETS = {
@@ -40,12 +38,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path(__file__).parents[1] / "../shared/data")
     args = ap.parse_args()
-    encoder = load_encoder()
     PRESET_DIR.mkdir(exist_ok=True)
     for name, (file, work) in PRESETS.items():
         image = load_image_tensor(args.data / "train" / "style" / file, size=STYLE_SIZE)
-        with torch.no_grad():
-            mean, std = mean_std(encoder(image))
+        mean, std = style_statistics(image)
         StyleCode(mean[0], std[0], name, {"work": work, "file": file, "style_size": str(STYLE_SIZE)}).save(
             PRESET_DIR / f"{name}.safetensors")
         print(f"{name}: {work}")

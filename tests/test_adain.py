@@ -92,3 +92,12 @@ def test_style_inputs_are_copied_to_a_device_once():
     assert m1.data_ptr() == m2.data_ptr() and s1.data_ptr() == s2.data_ptr()
     assert torch.allclose(m2[2], code.mean.float()) and torch.allclose(s2[0], code.std.float())
     assert code == StyleCode(code.mean, code.std, "x")  # the copies are not part of the value
+
+
+def test_an_older_relu4_1_code_blends_with_a_four_layer_one_on_relu4_1():
+    from engines.adain import CODE_CHANNELS, STYLE_CHANNELS, StyleCode, blend_styles
+
+    new = StyleCode(torch.rand(CODE_CHANNELS), torch.rand(CODE_CHANNELS) + 0.1, "new")
+    old = StyleCode(torch.rand(STYLE_CHANNELS), torch.rand(STYLE_CHANNELS) + 0.1, "old")
+    mixed = blend_styles([new, old], [1, 1])
+    torch.testing.assert_close(mixed.mean, (new.mean[-STYLE_CHANNELS:] + old.mean) / 2)

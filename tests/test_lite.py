@@ -7,14 +7,15 @@ import json
 import pytest
 import torch
 
+from engines.adain import CODE_CHANNELS
 from engines.graph import load_graph
 from engines.lite.network import LiteGraph, count_macs
 
 
 def _inputs(n=1, h=45, w=70, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, 3, h, w, generator=gen), torch.rand(n, 512, generator=gen),
-            torch.rand(n, 512, generator=gen) + 0.2, torch.ones(n))
+    return (torch.rand(n, 3, h, w, generator=gen), torch.rand(n, CODE_CHANNELS, generator=gen),
+            torch.rand(n, CODE_CHANNELS, generator=gen) + 0.2, torch.ones(n))
 
 
 def test_output_matches_input_size_for_odd_sizes_and_stays_in_range():
@@ -78,8 +79,11 @@ def test_train_lite_exports_weights_with_manifest_and_resumes_exactly(tmp_path):
 
 
 def _random_lite(seed: int = 0) -> LiteGraph:
+    """A lite network with random weights, its FiLM head included (a fresh one starts with FiLM off)."""
     torch.manual_seed(seed)
-    return LiteGraph().eval()
+    g = LiteGraph().eval()
+    torch.nn.init.normal_(g.head.film.weight, std=0.01)
+    return g
 
 
 def test_lite_runs_in_onnxruntime_like_torch(cache):
@@ -100,15 +104,14 @@ def test_lite_runs_in_onnxruntime_like_torch(cache):
 
 
 def test_lite_engine_encodes_styles_with_vgg():
-    """A style code from the lite engine is the same VGG relu4_1 code the full engine makes (presets mix)."""
+    """A style code from the lite engine is the same VGG code the full engine makes (presets mix)."""
     from engines.backends.select import create_engine
-    from engines.graph import load_graph
 
     image = torch.rand(1, 3, 80, 96, generator=torch.Generator().manual_seed(3))
     lite = create_engine("torch", device="cpu", precision="fp32", graph=_random_lite())
     full = create_engine("torch", device="cpu", precision="fp32", graph=load_graph())
     a, b = lite.encode_style(image, size=64), full.encode_style(image, size=64)
-    assert a.mean.shape == (512,)
+    assert a.mean.shape == (CODE_CHANNELS,)
     torch.testing.assert_close(a.mean, b.mean, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(a.std, b.std, atol=1e-4, rtol=1e-4)
 
@@ -122,8 +125,34 @@ def test_mask_path_works_with_the_lite_graph():
     content, m, s, _ = _inputs(1, 48, 64)
     mask = torch.zeros(1, 1, 48, 64)
     mask[..., :, 32:] = 1
-    out = stylize_still(engine, content, StyleCode(m[0], s[0]), 1.0, mask=mask, style_outside=StyleCode(s[0], m[0]))
+    inside, outside = StyleCode(m[0], s[0]), StyleCode(s[0], m[0])
+    out = stylize_still(engine, content, inside, 1.0, mask=mask, style_outside=outside)
     assert out.shape == (1, 3, 48, 64) and bool(out.isfinite().all())
+    # far from the mask's edge each half is what that style alone paints
+    alone_in, alone_out = stylize_still(engine, content, inside, 1.0), stylize_still(engine, content, outside, 1.0)
+    assert (out[..., 40:] - alone_in[..., 40:]).abs().mean() < (out[..., 40:] - alone_out[..., 40:]).abs().mean()
+    assert (out[..., :24] - alone_out[..., :24]).abs().mean() < (out[..., :24] - alone_in[..., :24]).abs().mean()
+
+
+def test_film_conditions_every_decoder_layer_and_stays_within_budget():
+    from engines.adain import CODE_CHANNELS as C
+    from engines.lite.network import LiteShape
+
+    g = _random_lite()
+    films = g.head.split(g.condition(torch.rand(1, C), torch.rand(1, C) + 0.1, torch.ones(1)), torch.ones(1))
+    assert [f[0].shape[1] for f in films] == list(LiteShape().film_channels)
+    assert len(films) == 1 + g.shape.blocks + g.shape.halvings + 1  # in, blocks, upsampling convs, RGB
+    assert count_macs(g, 360, 640) <= 4e9  # the issue's budget per 640x360 frame
+
+
+def test_an_old_relu4_1_code_is_refused_by_the_lite_network_with_one_clear_error():
+    from engines.adain import StyleCode
+    from engines.errors import InputError
+
+    old = StyleCode(torch.rand(512), torch.rand(512) + 0.1, "old")
+    assert old.batch(1, "cpu", 512)[0].shape == (1, 512)  # the full model reads it as before
+    with pytest.raises(InputError, match="relu4_1 alone"):
+        old.batch(1, "cpu", CODE_CHANNELS)
 
 
 def test_auto_model_rule():

@@ -28,7 +28,7 @@ class Engine(ABC):
 
     @abstractmethod
     def encode(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """relu4_1 features, and their fp32 per-channel mean and std (N x 512 each)."""
+        """The graph's features (relu4_1 for the full model), and their fp32 per-channel mean and std (N x C)."""
 
     @abstractmethod
     def decode(self, feat: torch.Tensor, content_mean: torch.Tensor, content_std: torch.Tensor,
@@ -45,16 +45,15 @@ class Engine(ABC):
         return getattr(getattr(self, "graph", None), "kind", "full")
 
     def encode_style(self, image: torch.Tensor, size: int | None = STYLE_SIZE, source: str = "") -> StyleCode:
-        """1 x 3 x H x W RGB [0, 1] (any device) -> the style's relu4_1 mean and std."""
+        """1 x 3 x H x W RGB [0, 1] (any device) -> the style's code (relu1_1..relu4_1 means and stds)."""
         image = resize_shorter(image.to(self.device, torch.float32), size)
         if min(image.shape[-2:]) < MIN_SIDE:  # a tiny style image: the network needs MIN_SIDE
             image = resize_shorter(image, MIN_SIDE)
-        if self.model == "full":
-            _, mean, std = self.encode(image)
-        else:  # the lite graph takes the same VGG style code, computed once per style off the per-frame path
-            from engines.vgg import style_statistics
+        # Every network reads the same VGG code (engines.adain.CODE_LAYERS), computed once per style in fp32
+        # off the per-frame path; the full model reads its relu4_1 tail.
+        from engines.vgg import style_statistics
 
-            mean, std = style_statistics(image)
+        mean, std = style_statistics(image)
         return StyleCode(mean[0].float().cpu(), std[0].float().cpu(), source)
 
     def describe(self) -> str:

@@ -34,7 +34,7 @@ class ExportedGraphEngine(Engine):
         """Run exported `part` on named inputs (torch tensors); its outputs, on self.device, in order."""
 
     def _style_inputs(self, n: int, style: StyleCode, alpha: float) -> dict[str, torch.Tensor]:
-        smean, sstd = style.batch(n, self.device)
+        smean, sstd = style.batch(n, self.device, self.graph.style_channels)
         return {"style_mean": smean, "style_std": sstd,
                 "alpha": torch.full((n,), float(alpha), device=self.device)}
 

@@ -139,7 +139,7 @@ def engine_file(graph: StyleGraph, part: str, device: torch.device, precision: s
     trt = import_trt()
     onnx_path = cached_export(graph, part, precision, opset, digest=digest)
     profile = make_profile(resolutions, max_batch, part, feat_channels=graph.feat_channels,
-                           halvings=graph.halvings)
+                           halvings=graph.halvings, style_channels=graph.style_channels)
     gpu, cc = gpu_identity(device)
     key = engine_cache_key(gpu, cc, trt.__version__, precision, profile, file_sha256(onnx_path), part)
     folder = cache_dir("tensorrt")

@@ -63,7 +63,7 @@ def _round_up8(x: int) -> int:
 
 def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAULT_MAX_BATCH,
                  part: str = "full", opt_batch: int | None = None, feat_channels: int = FEAT_CHANNELS,
-                 halvings: int = 3) -> Profile:
+                 halvings: int = 3, style_channels: int = STYLE_CHANNELS) -> Profile:
     """(min, opt, max) shape per input of `part` covering every (height, width) in `resolutions`.
 
     Heights and widths: min = smallest rounded down to a multiple of 8, max = largest rounded up to
@@ -101,7 +101,7 @@ def make_profile(resolutions: Sequence[tuple[int, int]], max_batch: int = DEFAUL
         if name == "alpha":
             return (n,)
         if name.startswith("style_"):
-            return (n, STYLE_CHANNELS)  # the style code
+            return (n, style_channels)  # the style code
         return (n, feat_channels)  # the content statistics
 
     return {name: (shape(name, "min"), shape(name, "opt"), shape(name, "max")) for name in INPUTS[part]}

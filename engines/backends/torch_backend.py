@@ -102,14 +102,14 @@ class TorchEngine(Engine):
 
     @torch.inference_mode()
     def decode(self, feat, content_mean, content_std, style: StyleCode, alpha: float, out_hw):
-        smean, sstd = style.batch(feat.shape[0], self.device)
+        smean, sstd = style.batch(feat.shape[0], self.device, self.graph.style_channels)
         a = torch.full((feat.shape[0],), float(alpha), device=self.device)
         return self.graph.decode(feat, content_mean, content_std, smean, sstd, a, out_hw)
 
     @torch.inference_mode()
     def stylize(self, batch: torch.Tensor, style: StyleCode, alpha: float) -> torch.Tensor:
         x = self._prepare(batch)
-        smean, sstd = style.batch(x.shape[0], self.device)
+        smean, sstd = style.batch(x.shape[0], self.device, self.graph.style_channels)
         a = torch.full((x.shape[0],), float(alpha), device=self.device)
         if not self.cuda_graphs:
             return self._forward(x, smean, sstd, a)

@@ -2,7 +2,7 @@
 
 Content loss on relu4_1 against the AdaIN target and the mean/std style loss at relu1_1..relu4_1, as the
 full decoder is trained (engines.train.losses), on the lite network's output. The style code the lite
-network gets is the style crop's relu4_1 mean and std, the same numbers a StyleCode holds. Where a
+network gets is the style crop's relu1_1..relu4_1 means and stds, the layout of a StyleCode. Where a
 teacher (the shipped full decoder) is given, an L1 term pulls the output towards the full model's
 output for the same pair: a dense, per-pixel signal that a small network learns from much faster than
 from the statistics alone.
@@ -43,7 +43,8 @@ class LiteLoss(nn.Module):
     def stylize(self, net: nn.Module, content: torch.Tensor, style_stats: list) -> torch.Tensor:
         """The lite output for `content` in a known style (differentiable in the network)."""
         alpha = torch.ones(content.shape[0], device=content.device)
-        return net(content, *style_stats[-1], alpha)
+        code = [torch.cat(part, dim=1) for part in zip(*style_stats, strict=True)]  # relu1_1..relu4_1, as a StyleCode
+        return net(content, *code, alpha)
 
     @torch.no_grad()
     def render(self, net: nn.Module, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from engines.decoder import WEIGHTS_DIR, check_finite, check_sha256, read_manifest
 from engines.errors import WeightsError
-from engines.lite.network import LiteGraph, LiteShape
+from engines.lite.network import LiteGraph, LiteShape, from_v1
 
 DEFAULT_LITE = WEIGHTS_DIR / "lite.safetensors"
 RESTORE = "Restore it (git checkout engines/weights/) or retrain with `stylestream train --model lite`."
@@ -37,9 +37,12 @@ def load_lite(path: str | Path | None = None, verify: bool = True) -> LiteGraph:
     except TypeError as e:
         raise WeightsError(f"{weights.with_suffix('.json')} has an unknown lite shape ({e}). {RESTORE}") from None
     graph = LiteGraph(shape)
+    state = {k: v.float() for k, v in state.items()}
     try:
-        graph.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as e:
+        if "head.mlp.0.weight" in state:  # the first lite network (AdaIN only): it runs as v2 with FiLM off
+            state = from_v1(state, shape)
+        graph.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
         raise WeightsError(f"{weights} does not fit the lite network ({str(e).splitlines()[0]}). {RESTORE}") from None
     check_finite(graph.state_dict(), weights)
     return graph.eval()

@@ -62,6 +62,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"scale --lr for batches other than {BASE_BATCH}: x batch/{BASE_BATCH} or its square root")
     p.add_argument("--data-note", default=None,
                    help="a line for the manifest about the data (e.g. what was left out before it got here)")
+    p.add_argument("--phase", default=d.phase, choices=("vgg", "distil"),
+                   help="vgg: VGG content and style losses; distil (lite): learn the full model's outputs from a cache")
+    p.add_argument("--cache", default=None, help="distil: teacher cache folder on local disk (default OUT/cache)")
+    p.add_argument("--cache-shards", type=int, default=d.cache_shards, help="distil: shards of 256 cached pairs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--workers", type=int, default=d.workers, help="image decoding threads")
     return p
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         provisional=a.provisional, model=a.model, distill_weight=a.distill_weight, teacher=a.teacher,
         extra_manifest={"data_note": a.data_note} if a.data_note else {},
         threads=a.threads, temporal_weight=a.temporal_weight, compile=a.compile, lr_scaling=a.lr_scaling,
-        sample_dir=a.samples,
+        sample_dir=a.samples, phase=a.phase, cache_dir=a.cache, cache_shards=a.cache_shards,
         progress=not a.no_progress and sys.stderr.isatty(), workers=a.workers)
     try:
         summary = train(opts)

@@ -1,5 +1,5 @@
-"""The training loop for both networks (`model="full"`: the AdaIN decoder, Huang & Belongie 2017,
-section 6; `model="lite"`: the whole lite network, engines.lite), resumable in chunks.
+"""The VGG-loss training loop for every network in engines.models (the full model's AdaIN decoder,
+Huang & Belongie 2017, section 6; the whole lite network), resumable in chunks.
 
 Adam at lr 1e-4 with the reference implementation's decay lr / (1 + 5e-5 * step), batch 8, random
 256 crops. On CUDA the whole data set lives on the GPU and crops are cut there; the loss runs in bf16
@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
-from engines.decoder import random_decoder
 from engines.devices import resolve_device
 from engines.errors import ConfigError
 from engines.machine import cpu_has_native_bf16
+from engines.models import network
 from engines.progress import progress_bar
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.data import default_sample_files, load_samples, load_train_data
@@ -39,8 +39,6 @@ from engines.vgg import load_encoder
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
-EXPORT = "decoder.safetensors"
-LITE_EXPORT = "lite.safetensors"
 __all__ = ["TrainOptions", "train", "learning_rate"]
 
 
@@ -100,6 +98,13 @@ def _progress(opts: TrainOptions, start: int):
 
 def train(opts: TrainOptions) -> dict:
     """Train (or continue training) a decoder. Returns a summary; writes everything under out_dir."""
+    if opts.phase not in network(opts.model).phases:
+        phases = ", ".join(network(opts.model).phases)
+        raise ConfigError(f"The {opts.model} model has no {opts.phase!r} phase: use {phases}")
+    if opts.phase == "distil":
+        from engines.lite.distil import run_distil
+
+        return run_distil(opts)
     device = resolve_device(opts.device)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,21 +129,18 @@ def train(opts: TrainOptions) -> dict:
     if cuda:
         encoder = encoder.to(memory_format=torch.channels_last)
         decoder = decoder.to(memory_format=torch.channels_last)
-    loss_fn = AdaINLoss(encoder, opts.content_weight, opts.style_weight, channels_last=cuda)
-    if opts.model == "lite":
-        loss_fn = lite_loss(opts, loss_fn, device)
+    loss_fn = network(opts.model).loss(opts, AdaINLoss(encoder, opts.content_weight, opts.style_weight,
+                                                       channels_last=cuda), device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=base_lr(opts), **({"fused": True} if cuda else {}))
     gen = torch.Generator().manual_seed(opts.seed)
 
     step_losses = loss_step(opts, loss_fn, decoder)
     step, history = 0, []
     if opts.init_decoder and not opts.resume:
-        from engines.decoder import load_decoder, read_manifest
+        from engines.decoder import read_manifest
 
-        if opts.model != "full":
-            raise ConfigError("--init-decoder continues a full-model decoder; use --resume for the lite model")
-
-        decoder.load_state_dict(load_decoder(opts.init_decoder).state_dict())
+        net = network(opts.model)
+        decoder.load_state_dict(net.trained_part(net.load(opts.init_decoder)).state_dict())
         step = int(read_manifest(Path(opts.init_decoder)).get("steps", 0))
         log.info("Starting from %s (step %d; Adam starts afresh)", opts.init_decoder, step)
     if opts.resume:
@@ -184,7 +186,8 @@ def train(opts: TrainOptions) -> dict:
                     raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
                 now = time.monotonic()
                 rec = {"step": step, "loss": round(total, 4), "content": round(content_l, 4),
-                       "style": round(style_l, 4), **({"distill": round(distill_l, 4)} if opts.model == "lite" else {}),
+                       "style": round(style_l, 4),
+                       **({"distill": round(distill_l, 4)} if "distill" in network(opts.model).loss_terms else {}),
                        **({"temporal": round(temporal_l, 5)} if opts.temporal_weight > 0 else {}),
                        "lr": learning_rate(opts, step),
                        "steps_per_s": round(n / max(now - window_start, 1e-9), 2)}
@@ -204,7 +207,7 @@ def train(opts: TrainOptions) -> dict:
     elapsed = time.monotonic() - started
     summary = {"step": step, "finished": step >= opts.steps, "stopped_by_time_limit": stopped_early,
                "seconds_this_run": round(elapsed, 1), "last": history[-1] if history else None}
-    export = out / (LITE_EXPORT if opts.model == "lite" else EXPORT)
+    export = out / network(opts.model).weights_file
     export_weights(decoder, export, manifest(opts, data.describe(), step, history, device, amp_dtype is not None))
     log.info("Step %d of %d; exported %s", step, opts.steps, export)
     return summary
@@ -212,23 +215,7 @@ def train(opts: TrainOptions) -> dict:
 
 def build_trainable(opts: TrainOptions) -> nn.Module:
     """The network a run trains, freshly initialised from the seed."""
-    if opts.model == "full":
-        return random_decoder(opts.seed)
-    if opts.model == "lite":
-        from engines.lite.network import LiteGraph
-
-        torch.manual_seed(opts.seed)
-        return LiteGraph()
-    raise ConfigError(f"Unknown model {opts.model!r} to train: use full or lite")
-
-
-def lite_loss(opts: TrainOptions, base: AdaINLoss, device: torch.device):
-    """The lite network's loss, distilling from the shipped (or given) full decoder."""
-    from engines.decoder import load_decoder
-    from engines.lite.loss import LiteLoss
-
-    teacher = load_decoder(opts.teacher).to(device) if opts.distill_weight > 0 else None
-    return LiteLoss(base, teacher, opts.distill_weight)
+    return network(opts.model).build(opts.seed)
 
 
 def _jsonable(opts: TrainOptions) -> dict:

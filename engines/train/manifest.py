@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import torch
 
+from engines.models import network
 from engines.train.options import TrainOptions, base_lr
 from engines.train.regularise import MotionRange
 
@@ -16,19 +17,11 @@ def manifest(opts: TrainOptions, data: dict, step: int, history: list[dict], dev
     last = history[-1] if history else {}
     # Mean of the last few windows: one window of 50 steps is noisy.
     tail = history[-20:]
-    keys = ("loss", "content", "style") + (("distill",) if opts.model == "lite" else ())
+    net = network(opts.model)
+    keys = ("loss", "content", "style") + net.loss_terms
     mean = {k: round(sum(h[k] for h in tail) / len(tail), 4) for k in keys} if tail else {}
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    if opts.model == "lite":
-        from engines.lite.network import LiteShape
-
-        model = {"format": "stylestream-lite", "shape": LiteShape().as_dict(),
-                 "architecture": "lite encoder + style head + AdaIN + lite decoder (engines.lite.network)",
-                 "distill_weight": opts.distill_weight,
-                 "teacher": opts.teacher or "engines/weights/decoder.safetensors"}
-    else:
-        model = {"format": "stylestream-decoder",
-                 "architecture": "AdaIN decoder (Huang & Belongie 2017), nn.Sequential layout of the PyTorch port"}
+    model = net.describe(opts)
     return {
         **model,
         "provisional": opts.provisional,

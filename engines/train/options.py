@@ -49,6 +49,10 @@ class TrainOptions:
     temporal_weight: float = 0.0    # compound temporal regulariser (engines.train.regularise); 0: off
     compile: str = ""               # torch.compile the loss step with this mode ("": off; see COMPILE_MODES)
     lr_scaling: str = "none"        # lr for batches above BASE_BATCH: none | linear | sqrt (x batch/8 or its root)
+    phase: str = "vgg"              # "vgg": the VGG content and style losses; "distil" (lite): from the cache
+    cache_dir: str | None = None    # distil: the teacher cache on local disk (None: OUT/cache); never committed
+    cache_shards: int = 32          # distil: shards of cached pairs to build (engines.lite.cache.CacheRecipe)
+    cache_recipe: dict = field(default_factory=dict)  # distil: CacheRecipe fields that differ (tests: tiny sizes)
 
 
 def base_lr(opts: TrainOptions) -> float:

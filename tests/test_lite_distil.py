@@ -1,0 +1,64 @@
+"""Distilling the full model into the lite network from a cache: built once, resumable, on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engines.train import train
+from tests.test_train import _opts, _write_images
+
+TINY = {"crop": 32, "style_size": 64, "content_sides": (32, 48), "pairs_per_shard": 6}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distil") / "train"
+    _write_images(root / "content", 3, seed=1)
+    _write_images(root / "style", 2, seed=2)
+    return root
+
+
+def _distil_opts(data, out, **kw):
+    return _opts(data, out, model="lite", phase="distil", cache_shards=2, cache_recipe=TINY, batch_size=2,
+                 checkpoint_every=100, **kw)
+
+
+def test_distil_builds_the_cache_trains_and_exports(data, tmp_path):
+    from safetensors.torch import load_file
+
+    summary = train(_distil_opts(data, tmp_path / "run", steps=3))
+    cache = tmp_path / "run" / "cache"
+    codes = load_file(str(cache / "codes.safetensors"))
+    assert codes["mean"].shape == (2 * 2, 960)  # 2 styles x 2 variants, the four-layer code
+    pairs = load_file(str(cache / "pairs-0001.safetensors"))
+    assert pairs["teacher"].shape == (6, 3, 32, 32) and pairs["teacher"].dtype == torch.uint8
+    assert pairs["teacher"].float().std() > 1  # the full model painted something
+    assert summary["step"] == 3
+    manifest = json.loads((tmp_path / "run" / "lite.json").read_text())
+    assert manifest["phase"] == "distil" and manifest["version"] == 2 and manifest["cache"]["pairs"] == 12
+    assert manifest["final_losses"]["mean_last_windows"]["pixel"] > 0
+
+
+def test_distil_resumes_exactly(data, tmp_path):
+    from engines.lite.network import LiteGraph
+    from engines.train.checkpoint import load_checkpoint
+
+    cache = str(tmp_path / "cache")
+    train(_distil_opts(data, tmp_path / "once", steps=4, cache_dir=cache))
+    train(_distil_opts(data, tmp_path / "chunks", steps=2, cache_dir=cache))
+    train(_distil_opts(data, tmp_path / "chunks", steps=4, cache_dir=cache, resume=True))
+    a, b = LiteGraph(), LiteGraph()
+    load_checkpoint(tmp_path / "once" / "checkpoint.safetensors", a, None, None)
+    load_checkpoint(tmp_path / "chunks" / "checkpoint.safetensors", b, None, None)
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), k
+
+
+def test_the_full_model_has_no_distil_phase(data, tmp_path):
+    from engines.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no 'distil' phase"):
+        train(_opts(data, tmp_path, phase="distil"))
