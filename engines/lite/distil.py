@@ -132,7 +132,9 @@ def run_distil(opts: TrainOptions) -> dict:
     build_pairs(opts.content_dir, cache, opts.cache_shards, opts.exclude_list, recipe, opts.teacher)
     net = net_info.build(opts.seed)
     if opts.init_decoder and not opts.resume:
-        net.load_state_dict(net_info.trained_part(net_info.load(opts.init_decoder)).state_dict())
+        from engines.lite.weights import starting_state
+
+        net.load_state_dict(starting_state(opts.init_decoder, net.shape))
         log.info("Starting from %s", opts.init_decoder)
     describe = {**net_info.describe(opts), "phase": "distil", "init": opts.init_decoder,
                 "cache_recipe": asdict(recipe), "exclude_list": opts.exclude_list}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -46,3 +48,24 @@ def load_lite(path: str | Path | None = None, verify: bool = True) -> LiteGraph:
         raise WeightsError(f"{weights} does not fit the lite network ({str(e).splitlines()[0]}). {RESTORE}") from None
     check_finite(graph.state_dict(), weights)
     return graph.eval()
+
+
+def starting_state(path: str | Path, shape: LiteShape) -> dict:
+    """The state a training run of `shape` starts from, from a lite file of this or the first version
+    (whose widths it keeps; the head grows to `shape`'s with the new rows inert)."""
+    graph = load_lite(path)
+    state = graph.state_dict()
+    if graph.shape == shape:
+        return state
+    fresh = LiteGraph(shape).state_dict()
+    out = {}
+    for key, value in fresh.items():
+        old = state[key]
+        if old.shape == value.shape:
+            out[key] = old
+        else:  # a wider head: the old rows and columns, the new ones as initialised (FiLM: zero)
+            inert = key in ("head.target.weight", "head.film.weight")  # new hidden units must not move the output
+            grown = torch.zeros_like(value) if inert else value.clone()
+            grown[tuple(slice(0, n) for n in old.shape)] = old
+            out[key] = grown
+    return out
