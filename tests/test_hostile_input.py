@@ -119,7 +119,7 @@ GOOD = StyleCode.load(PRESET_DIR / "udnie.safetensors")
 
 @pytest.mark.parametrize(("mean", "std", "expect"), [
     (GOOD.mean[:300], GOOD.std[:300], r"tensor 'mean' has shape \(300,\)"),
-    (GOOD.mean.reshape(2, 256), GOOD.std.reshape(2, 256), r"tensor 'mean' has shape \(2, 256\)"),
+    (GOOD.mean.reshape(2, 480), GOOD.std.reshape(2, 480), r"tensor 'mean' has shape \(2, 480\)"),
     (GOOD.mean, torch.cat([GOOD.std[:-1], torch.tensor([float("nan")])]), "tensor 'std' holds NaN or inf"),
     (torch.cat([GOOD.mean[:-1], torch.tensor([float("inf")])]), GOOD.std, "tensor 'mean' holds NaN or inf"),
     (GOOD.mean, -GOOD.std, "tensor 'std' has negative values"),
