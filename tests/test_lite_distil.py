@@ -57,6 +57,19 @@ def test_distil_resumes_exactly(data, tmp_path):
         assert torch.equal(x, y), k
 
 
+def test_a_run_from_a_distilled_export_goes_on_counting(data, tmp_path):
+    cache = str(tmp_path / "cache")
+    train(_distil_opts(data, tmp_path / "first", steps=3, cache_dir=cache))
+    export = str(tmp_path / "first" / "lite.safetensors")
+    summary = train(_distil_opts(data, tmp_path / "next", steps=5, cache_dir=cache, init_decoder=export))
+    assert summary["step"] == 5
+    assert len((tmp_path / "next" / "log.jsonl").read_text().splitlines()) == 2  # steps 4 and 5 only
+    other = {**TINY, "full_alpha": 0.5}  # another recipe: its steps are not these
+    summary = train(_opts(data, tmp_path / "other", model="lite", phase="distil", cache_shards=2, cache_recipe=other,
+                          batch_size=2, checkpoint_every=100, steps=2, init_decoder=export))
+    assert summary["step"] == 2
+
+
 def test_the_full_model_has_no_distil_phase(data, tmp_path):
     from engines.errors import ConfigError
 

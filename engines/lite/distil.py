@@ -36,8 +36,11 @@ def distil_losses(out: torch.Tensor, teacher: torch.Tensor, edge_weight: float) 
 
 
 def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, edge_weight: float = 1.0,
-           export_name: str = "lite.safetensors") -> dict:
-    """Train `net` on the cached pairs in `cache_dir`; write checkpoint, log.jsonl and the export under out_dir."""
+           export_name: str = "lite.safetensors", start_step: int = 0) -> dict:
+    """Train `net` on the cached pairs in `cache_dir`; write checkpoint, log.jsonl and the export under out_dir.
+
+    `start_step` goes on counting from an earlier distil run's export (its learning rate and its
+    manifest's steps add up across sessions, though Adam's moments start afresh)."""
     from engines.lite.cache import PairCache
 
     out = Path(opts.out_dir)
@@ -49,7 +52,7 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
     net.train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     gen = torch.Generator().manual_seed(opts.seed)
-    step, history = 0, []
+    step, history = start_step, []
     if opts.resume:
         step, info = load_checkpoint(out / CHECKPOINT, net, optimizer, gen)
         history = info.get("history", [])
@@ -131,11 +134,22 @@ def run_distil(opts: TrainOptions) -> dict:
         merge_codes(cache, 1)
     build_pairs(opts.content_dir, cache, opts.cache_shards, opts.exclude_list, recipe, opts.teacher)
     net = net_info.build(opts.seed)
+    start_step = 0
     if opts.init_decoder and not opts.resume:
+        from engines.decoder import read_manifest
         from engines.lite.weights import starting_state
 
         net.load_state_dict(starting_state(opts.init_decoder, net.shape))
-        log.info("Starting from %s", opts.init_decoder)
+        start_step = distilled_steps(read_manifest(Path(opts.init_decoder)), asdict(recipe))
+        log.info("Starting from %s (step %d)", opts.init_decoder, start_step)
     describe = {**net_info.describe(opts), "phase": "distil", "init": opts.init_decoder,
                 "cache_recipe": asdict(recipe), "exclude_list": opts.exclude_list}
-    return distil(opts, net, cache, describe, export_name=net_info.weights_file)
+    return distil(opts, net, cache, describe, export_name=net_info.weights_file, start_step=start_step)
+
+
+def distilled_steps(manifest: dict, recipe: dict) -> int:
+    """The steps an init file already took in this phase on this recipe (0 for anything else), so that
+    a session that starts from the committed weights goes on counting."""
+    if manifest.get("phase") != "distil" or manifest.get("cache_recipe") != json.loads(json.dumps(recipe)):
+        return 0
+    return int(manifest.get("steps", 0))
