@@ -17,12 +17,40 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
+
+
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which it has no bf16 kernels.
+BELOW_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"})
+
+
+def cpu_flags() -> list[str]:
+    """The CPU flags that decide which kernels run (named beside every CPU timing)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in SPEED_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def cpu_class() -> str:
+    """One line for result tables: the flags, and the oneDNN cap when one is set (which imitates an
+    older class for torch and OpenVINO, not for onnxruntime's own kernels)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return " ".join(cpu_flags()) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "")
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX): there the torch
     backend in bf16 is 1.5-1.9x faster than the best fp32 backend (benchmarks/results/speed-cpu-*),
     at the same quality (48.6 dB PSNR to fp32, equal style and content loss)."""
     import torch
 
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in BELOW_BF16:
+        return False  # oneDNN is capped below its bf16 kernels: bf16 would be emulated
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         try:
             if getattr(torch.cpu, probe)():
@@ -38,6 +66,8 @@ def machine_info() -> dict:
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "torch_threads": torch.get_num_threads(),
         "cpu_native_bf16": cpu_has_native_bf16(),
         "python": platform.python_version(),
@@ -49,7 +79,7 @@ def machine_info() -> dict:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, compute_capability=f"{props.major}.{props.minor}",
                     gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
-    for mod in ("onnxruntime", "tensorrt", "cv2", "av"):
+    for mod in ("onnxruntime", "openvino", "tensorrt", "cv2", "av"):
         try:
             info[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 - absent or broken: just not listed

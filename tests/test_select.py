@@ -100,3 +100,12 @@ def test_registry_declares_exactly_the_options_each_engine_takes():
     for name, entry in REGISTRY.items():
         params = set(inspect.signature(entry.engine_class().__init__).parameters)
         assert entry.options == params - {"self", "graph", "device", "precision"}, name
+
+
+def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch):
+    from engines.machine import cpu_class, cpu_flags
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not cpu_has_native_bf16()  # torch would emulate bf16 under the cap: never choose it
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in cpu_class()
+    assert set(cpu_flags()) <= set(cpu_class().split())
