@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,7 +81,11 @@ class OutputLock:
         try:
             if lock_descriptor(fd, blocking=False):
                 return None  # nobody holds it (closing the descriptor drops our probe)
-            return _read_pid(fd)
+            for _ in range(20):  # a holder writes its pid just after it takes the lock: give it a moment
+                if text := os.pread(fd, 32, 0).decode(errors="replace").strip():
+                    return int(text) if text.isdigit() else -1
+                time.sleep(0.005)
+            return -1
         finally:
             os.close(fd)
 
@@ -119,11 +124,6 @@ def busy_error(path: Path, pid: int) -> OutputError:
 def _write_pid(fd: int) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
-
-
-def _read_pid(fd: int) -> int:
-    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else -1
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

@@ -14,13 +14,14 @@ from engines.errors import BackendUnavailable, ConfigError, OutputError
 from engines.files import OutputLock, atomic_output, atomic_write, file_sha256
 
 
-def test_atomic_write_replaces_only_when_complete(tmp_path):
+@pytest.mark.parametrize("stop", [RuntimeError, KeyboardInterrupt], ids=["error", "Ctrl-C"])
+def test_atomic_write_replaces_only_when_complete(tmp_path, stop):
     path = tmp_path / "out.bin"
     atomic_write(path, b"first")
     assert path.read_bytes() == b"first"
-    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+    with pytest.raises(stop), atomic_output(path) as tmp:
         tmp.write_bytes(b"half of the second")
-        raise RuntimeError("crash while writing")
+        raise stop("while writing")
     assert path.read_bytes() == b"first"  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # and no temporary file is left behind
 
