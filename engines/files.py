@@ -6,13 +6,17 @@ No imaging library is imported here, so training on a bare GPU box does not need
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout, lock_descriptor
+
+from engines.errors import OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -51,63 +55,75 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
 
 class OutputLock:
-    """This process's claim on an output file while it writes it: `.NAME.lock` beside it, held with flock.
+    """This process's claim on an output file while it writes it: `.NAME.lock` beside it, held with filelock.
 
-    The kernel drops the claim when the process ends however it ends (SIGKILL too), so a lock file that
-    nobody holds is stale and is taken over. The lock file holds the owner's pid, for messages.
+    filelock's lock is the kernel's flock, which goes when the process ends however it ends (SIGKILL too): a
+    lock file nobody holds is stale and is simply taken. The lock file holds the owner's pid, for messages.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.lock_path = self.path.with_name(f".{self.path.name}.lock")
-        self._fd: int | None = None
+        # blocking=False: a busy output is refused, never waited for. thread_local=False: the stream loop opens
+        # a sink on its sink thread and may abort it from the main one.
+        self._lock = FileLock(self.lock_path, blocking=False, thread_local=False, on_acquired=_write_pid)
 
     def holder(self) -> int | None:
-        """The pid of another live process holding the claim, or None (also when we hold it)."""
-        if self._fd is not None:
+        """The pid of another live process holding the claim, or None (also when we hold it).
+
+        Probes with filelock's own primitive on a read-only descriptor, so it creates no lock file."""
+        if self._lock.is_locked:
             return None
         try:
             fd = os.open(self.lock_path, os.O_RDONLY)
         except OSError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return None
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+            if lock_descriptor(fd, blocking=False):
+                return None  # nobody holds it (closing the descriptor drops our probe)
+            for _ in range(20):  # a holder writes its pid just after it takes the lock: give it a moment
+                if text := os.pread(fd, 32, 0).decode(errors="replace").strip():
+                    return int(text) if text.isdigit() else -1
+                time.sleep(0.005)
+            return -1
         finally:
             os.close(fd)
 
     def acquire(self) -> int | None:
         """Claim the output. None when claimed; else the pid of the live run that holds it (-1: unknown)."""
-        while self._fd is None:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(3):
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                os.close(fd)
-                return int(text) if text.isdigit() else -1
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # the previous holder removed the file as we opened it: take the new one
-                os.close(fd)
-                continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            self._fd = fd
-        return None
+                self._lock.acquire()
+                return None
+            except Timeout:
+                # Busy, or the holder removed the file just as we locked it (then no one holds it: try again).
+                if (pid := self.holder()) is not None:
+                    return pid
+        return -1
+
+    def claim(self) -> None:
+        """acquire(), or OutputError naming the output and the run that holds it."""
+        if (pid := self.acquire()) is not None:
+            raise busy_error(self.path, pid)
 
     def release(self) -> None:
-        """Give the claim up (the lock file goes, while still held, so no one takes a dead one)."""
-        if self._fd is None:
+        """Give the claim up. The lock file goes while still held, so no one takes a dead one; filelock itself
+        keeps the file, and one left beside every output would be litter."""
+        if not self._lock.is_locked:
             return
         self.lock_path.unlink(missing_ok=True)
-        os.close(self._fd)
-        self._fd = None
+        self._lock.release(force=True)
+
+
+def busy_error(path: Path, pid: int) -> OutputError:
+    who = f"process {pid}" if pid > 0 else "another process"
+    return OutputError(f"{path} is being written by another stylestream run ({who}); wait for it to finish "
+                       f"or choose another output name")
+
+
+def _write_pid(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

@@ -1,18 +1,23 @@
 """Two runs, one output: each run writes its own partial file, a second run for an output that a live run is
 writing is refused with one line naming it, and partial files of a run killed with SIGKILL are cleaned up.
+`stylestream image` follows the same rules with the same lock (engines.files.OutputLock).
 
-Real `stylestream convert` subprocesses. The first run is paused (SIGSTOP) once its partial file exists,
-so "the first run is still writing" does not depend on how fast this machine is.
+Real `stylestream convert` and `image` subprocesses. The first convert run is paused (SIGSTOP) once its
+partial file exists, so "the first run is still writing" does not depend on how fast this machine is; two
+image runs are released together from a barrier file.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from conftest import error_lines, stylestream, stylestream_popen
 
@@ -93,3 +98,143 @@ def test_two_sinks_in_one_process_cannot_write_the_same_output(make_video, tmp_p
         second.open(StreamInfo(64, 48, 25.0))
     first.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- stylestream image: the same lock, the same rules ---------------------------------------------------
+
+IMAGE_ARGS = ("--size", "32", "--style-size", "64", "--model", "lite", "-s", "starry-night")  # the fastest run
+
+# `stylestream image` (cli.main, the console entry point) in a real process that does its slow imports, says
+# it is ready, then waits for a barrier file: two of them released together claim within milliseconds.
+AT_BARRIER = """\
+import sys, time
+from pathlib import Path
+import streamer.app.cli as cli, streamer.app.images_cmd
+ready, barrier, *args = sys.argv[1:]
+Path(ready).touch()
+while not Path(barrier).exists():
+    time.sleep(0.001)
+sys.argv = ["stylestream", "image", *args]
+cli.main()
+"""
+
+
+def small_image(path: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Decodes every pixel: a truncated or mixed file fails here."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.size
+
+
+def race(tmp_path: Path, *args) -> list[subprocess.CompletedProcess]:
+    """Two `stylestream image ARGS` processes released at the same moment."""
+    barrier = tmp_path / "barrier"
+    procs = []
+    for i in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-c", AT_BARRIER, tmp_path / f"ready{i}", barrier,
+                                       *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    end = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert time.monotonic() < end and all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
+    barrier.touch()
+    done = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+        done[-1].pid = p.pid
+    for name in ("barrier", "ready0", "ready1"):
+        (tmp_path / name).unlink()
+    return done
+
+
+def test_two_image_runs_racing_for_one_output_one_wins_the_other_is_refused_by_name(tmp_path):
+    src = small_image(tmp_path / "small.png")
+    out = tmp_path / "out.png"
+    runs = race(tmp_path, src, "-o", out, *IMAGE_ARGS)
+    assert sorted(r.returncode for r in runs) == [0, 2], [r.stderr for r in runs]
+    winner, loser = sorted(runs, key=lambda r: r.returncode)
+    (line,) = error_lines(loser.stderr)
+    # Refused while the winner holds the lock, or (had it already finished) because the file now exists.
+    assert str(out) in line
+    assert f"being written by another stylestream run (process {winner.pid})" in line or "already exists" in line
+    assert image_size(out) == (40, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "small.png"]  # no temporary or lock file
+
+
+def test_two_image_runs_racing_with_overwrite_leave_one_complete_image(tmp_path):
+    src = small_image(tmp_path / "small.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"old")
+    runs = race(tmp_path, src, "-o", out, "--overwrite", *IMAGE_ARGS)
+    assert 0 in [r.returncode for r in runs], [r.stderr for r in runs]
+    for r in runs:  # both may succeed one after the other; a run that overlapped the other is refused
+        if r.returncode:
+            assert r.returncode == 2
+            (line,) = error_lines(r.stderr)
+            assert str(out) in line and "being written by another stylestream run" in line
+    assert image_size(out) == (40, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "small.png"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "--overwrite"])
+def test_an_image_output_another_run_holds_is_refused_and_untouched(tmp_path, overwrite):
+    from engines.files import OutputLock
+
+    src = small_image(tmp_path / "small.png")
+    out = tmp_path / "out.png"
+    if overwrite:
+        out.write_bytes(b"precious")
+    lock = OutputLock(out)  # the lock a run holds while it writes `out`, held here
+    lock.claim()
+    try:
+        run = stylestream("image", src, "-o", out, *IMAGE_ARGS, *(["--overwrite"] if overwrite else []))
+    finally:
+        lock.release()
+    assert run.returncode == 2, run.stderr
+    (line,) = error_lines(run.stderr)
+    assert str(out) in line and f"being written by another stylestream run (process {os.getpid()})" in line
+    assert out.read_bytes() == b"precious" if overwrite else not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out.png", "small.png"] if overwrite else ["small.png"])
+
+
+def test_an_existing_image_without_overwrite_is_refused_and_untouched(tmp_path):
+    src = small_image(tmp_path / "small.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    os.utime(out, ns=(1_000_000_000, 1_000_000_000))
+    run = stylestream("image", src, "-o", out, *IMAGE_ARGS)
+    assert run.returncode == 2, run.stderr
+    (line,) = error_lines(run.stderr)
+    assert str(out) in line and "already exists" in line and "--overwrite" in line
+    assert out.read_bytes() == b"precious" and out.stat().st_mtime_ns == 1_000_000_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "small.png"]
+
+
+def test_ctrl_c_while_an_image_run_holds_its_output_leaves_nothing_behind(tmp_path):
+    src = small_image(tmp_path / "small.png")
+    out = tmp_path / "out.png"
+    # Gatys with a step budget it never gets through: the run is still working when Ctrl-C comes.
+    proc = stylestream_popen("image", src, "-o", out, "--method", "gatys", "--steps", "100000", "--optimizer",
+                             "adam", "--size", "32", "--style-size", "64", "-s", src)
+    lock = tmp_path / ".out.png.lock"
+    end = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text() == str(proc.pid)):  # claimed: the run is under way
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]  # no output, lock or temporary file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from engines.adain import StyleCode, blend_styles
 from engines.backends.torch_backend import TorchEngine
 from engines.devices import resolve_device
 from engines.errors import ConfigError, InputError, OutputError, StylestreamError
-from engines.files import IMAGE_SUFFIXES
+from engines.files import IMAGE_SUFFIXES, OutputLock
 from engines.images import (
     MIN_SIDE,
     check_shape,
@@ -60,13 +61,17 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[tuple[Path, Path]]:
                         out_name)
 
 
+def refuse_existing(dst: Path, overwrite: bool) -> None:
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst} already exists; pass --overwrite to replace it or choose another name")
+
+
 def check_images(job: ImageJob, pairs: list[tuple[Path, Path]]) -> None:
     """Every input readable and workable, every output free: before the network loads or anything is written."""
     from PIL import Image
 
     for src, dst in pairs:
-        if dst.exists() and not job.overwrite:
-            raise OutputError(f"{dst} already exists; pass --overwrite to replace it or choose another name")
+        refuse_existing(dst, job.overwrite)
         if dst.is_dir():
             raise OutputError(f"{dst} is a folder; give a file name like {dst / 'out.png'}")
         w, h = load_image(src, job.max_pixels).shape[1::-1]  # decodes: a truncated file fails here
@@ -86,16 +91,32 @@ def run_image_job(job: ImageJob) -> list[Path]:
     pairs = plan_outputs(job.inputs, job.output)
     check_images(job, pairs)
     written: list[Path] = []
-    try:
-        return _run(job, pairs, written)
-    except (StylestreamError, OSError) as e:
-        for path in written:
-            path.unlink(missing_ok=True)
-        if isinstance(e, StylestreamError):
-            if written:
-                e.args = (f"{e} (the {len(written)} outputs written before it were removed)",)
-            raise
-        raise OutputError(f"{e.__class__.__name__}: {e}") from None
+    with ExitStack() as claims:  # released however the job ends (Ctrl-C too), after the cleanup below
+        try:
+            claim_outputs(job, pairs, claims)
+            return _run(job, pairs, written)
+        except (StylestreamError, OSError) as e:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if isinstance(e, StylestreamError):
+                if written:
+                    e.args = (f"{e} (the {len(written)} outputs written before it were removed)",)
+                raise
+            raise OutputError(f"{e.__class__.__name__}: {e}") from None
+
+
+def claim_outputs(job: ImageJob, pairs: list[tuple[Path, Path]], claims: ExitStack) -> None:
+    """Hold every output's lock (convert's, engines.files.OutputLock) until the job ends, so two runs never
+    write one file: the second is refused by name, before its network loads.
+
+    With --overwrite too the second run is refused, not made to wait: waiting would silently replace the
+    first run's result a moment after it was written, and a run that stalls for another is a surprise, while
+    a refusal names the clash and leaves the choice to the user (convert does the same)."""
+    for _, dst in pairs:
+        lock = OutputLock(dst)
+        lock.claim()
+        claims.callback(lock.release)
+        refuse_existing(dst, job.overwrite)  # again, held: a run that finished since check_images wrote it
 
 
 def _run(job: ImageJob, pairs: list[tuple[Path, Path]], written: list[Path]) -> list[Path]:

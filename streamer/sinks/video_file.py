@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
-from engines.files import OutputLock, temp_beside
+from engines.files import OutputLock, busy_error, temp_beside
 from streamer.frame import Frame, StreamInfo
 from streamer.sinks import Sink
 from streamer.sinks.audio import CopiedStreams
@@ -70,12 +70,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
-
-
-def busy_error(path: Path, pid: int) -> OutputError:
-    who = f"process {pid}" if pid > 0 else "another process"
-    return OutputError(f"{path} is being written by another stylestream run ({who}); wait for it to finish "
-                       f"or choose another output name")
 
 
 def describe_os_error(e: OSError, path: Path) -> str:
@@ -136,6 +130,9 @@ class VideoFileSink(Sink):
             raise OutputError(f"{self.path} is a folder; give a file name like {self.path / 'out.mp4'}")
         if (pid := self._lock.holder()) is not None:
             raise busy_error(self.path, pid)
+        self._refuse_existing()
+
+    def _refuse_existing(self) -> None:
         if self.path.exists() and not self.overwrite:
             raise OutputError(f"{self.path} already exists; pass --overwrite to replace it or choose another "
                               f"name")
@@ -214,8 +211,8 @@ class VideoFileSink(Sink):
         """Take the output's lock, clear partial files of dead runs, and make this run's own partial file
         (now, to fail with a clear reason rather than at the first frame)."""
         try:
-            if (pid := self._lock.acquire()) is not None:
-                raise busy_error(self.path, pid)
+            self._lock.claim()
+            self._refuse_existing()  # again, held: a run that finished since check() may have written it
             for stale in stale_partials(self.path):
                 log.info("removing %s, left by a run that did not finish", stale.name)
                 stale.unlink(missing_ok=True)
