@@ -120,3 +120,14 @@ def test_cli_no_convert(tmp_path):
                                    "--warmup", "0", "--no-convert", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "extra" not in json.loads(out.read_text())
+
+
+def test_cli_calibrate_redoes_the_cpu_choice_and_says_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLESTREAM_CACHE", str(tmp_path / "cache"))
+    res = CliRunner().invoke(app, ["bench", "--backends", "onnxruntime", "--resolutions", "64x64", "--iters", "1",
+                                   "--warmup", "0", "--no-convert", "--model", "lite", "--clip", "96x64",
+                                   "--calibrate", "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    (saved,) = (tmp_path / "cache" / "calibration").glob("lite-*.json")
+    best = json.loads(saved.read_text())["best"]
+    assert "auto on this CPU, lite at" in res.output and f": {best} (" in res.output

@@ -1,13 +1,14 @@
 """Backend selection: what `auto` picks, and the errors for unknown or absent backends."""
 
 import copy
+import json
 import logging
 
 import numpy as np
 import pytest
 import torch
 
-from engines.backends import select
+from engines.backends import calibrate, select
 from engines.backends.select import available_backends, create_engine, pick_backend, why_unavailable
 from engines.decoder import random_decoder
 from engines.errors import BackendUnavailable, ConfigError
@@ -20,30 +21,29 @@ pytest.importorskip("onnxruntime")
 
 def test_present_backends():
     present = available_backends()
-    assert present[:2] == ["torch", "onnxruntime"]
+    assert present[:3] == ["torch", "onnxruntime", "openvino"]
     assert ("tensorrt" in present) == (why_unavailable("tensorrt") is None)
 
 
-def test_auto_on_cpu_picks_onnxruntime_and_says_so(caplog, monkeypatch):
-    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
+def test_auto_on_cpu_without_calibration_picks_onnxruntime_and_says_so(caplog, monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level(logging.INFO, logger="engines.backends.select"):
         assert pick_backend("auto", device="cpu") == "onnxruntime"
     assert "backend auto -> onnxruntime on cpu (present" in caplog.text
 
 
-def test_auto_on_a_cpu_with_native_bf16_picks_torch_in_bf16(caplog, monkeypatch):
-    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: True)
+def test_auto_on_a_cpu_with_native_bf16_without_calibration_picks_openvino(caplog, monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_has_native_bf16", lambda: True)
     with caplog.at_level(logging.INFO, logger="engines.backends.select"):
-        assert pick_backend("auto", device="cpu") == "torch"
-    assert "backend auto -> torch on cpu in bf16" in caplog.text
-    assert pick_backend("auto", device="cpu", precision="fp32") == "onnxruntime"  # asked for fp32: the fastest fp32
+        assert pick_backend("auto", device="cpu") == "openvino"
+    assert "backend auto -> openvino on cpu" in caplog.text
 
 
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 in hardware")
 def test_auto_precision_on_this_bf16_cpu_is_bf16_and_close_to_fp32():
     graph = StyleGraph(VGGEncoder(), random_decoder(0)).eval()
     auto = create_engine("auto", device="cpu", graph=copy.deepcopy(graph))  # engines cast their graph in place
-    assert auto.name == "torch" and auto.dtype == torch.bfloat16
+    assert auto.name == "openvino" and auto.precision == "bf16"
     fp32 = create_engine("torch", device="cpu", precision="fp32", graph=graph)
     x = torch.rand(1, 3, 64, 96)
     style = fp32.encode_style(torch.rand(1, 3, 64, 64), None, "noise")
@@ -53,7 +53,9 @@ def test_auto_precision_on_this_bf16_cpu_is_bf16_and_close_to_fp32():
 
 
 def test_auto_falls_back_to_torch(monkeypatch):
-    assert pick_backend("auto", device="cpu", precision="bf16") == "torch"  # bf16 runs on torch only
+    assert pick_backend("auto", device="cpu", precision="bf16") in ("openvino", "torch")  # the bf16 runtimes
+    monkeypatch.setattr(select, "why_unavailable", lambda b: None if b in ("torch", "onnxruntime") else "absent")
+    assert pick_backend("auto", device="cpu", precision="bf16") == "torch"
     monkeypatch.setattr(select, "why_unavailable", lambda b: None if b == "torch" else "absent")
     assert pick_backend("auto", device="cpu") == "torch"
 
@@ -66,7 +68,7 @@ def test_auto_on_cuda_prefers_tensorrt(monkeypatch):
 
 
 def test_unknown_backend_or_device_is_a_config_error():
-    with pytest.raises(ConfigError, match="Unknown backend 'tensorflow'.*auto, torch, onnxruntime, tensorrt"):
+    with pytest.raises(ConfigError, match="Unknown backend 'tensorflow'.*auto, torch, onnxruntime, openvino, tensorrt"):
         pick_backend("tensorflow")
     with pytest.raises(ConfigError, match="Unknown device"):
         pick_backend("auto", device="gpu0")
@@ -84,7 +86,7 @@ def test_tensorrt_unavailable_says_why_and_what_to_do():
 
 def test_create_engine_auto_builds_onnxruntime_and_drops_foreign_options(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLESTREAM_CACHE", str(tmp_path))
-    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(calibrate, "cpu_has_native_bf16", lambda: False)
     graph = StyleGraph(VGGEncoder(), random_decoder(0)).eval()  # random weights: only the plumbing is tested
     engine = create_engine("auto", device="cpu", graph=graph, cuda_graphs=True, threads=1)
     assert engine.name == "onnxruntime" and engine.device == torch.device("cpu") and engine.threads == 1
@@ -109,3 +111,23 @@ def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch):
     assert not cpu_has_native_bf16()  # torch would emulate bf16 under the cap: never choose it
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in cpu_class()
     assert set(cpu_flags()) <= set(cpu_class().split())
+
+
+def test_auto_on_a_cpu_measures_once_and_keeps_the_fastest(tmp_path, monkeypatch, caplog):
+    from engines.lite.network import LiteGraph
+
+    monkeypatch.setenv("STYLESTREAM_CACHE", str(tmp_path))
+    monkeypatch.setenv("STYLESTREAM_CALIBRATE", "on")
+    graph = LiteGraph().eval()
+    with caplog.at_level(logging.INFO):
+        engine = create_engine("auto", device="cpu", graph=graph, frame_pixels=96 * 64, threads=1)
+    (saved,) = (tmp_path / "calibration").glob("lite-*.json")
+    result = json.loads(saved.read_text())
+    assert set(result["ms"]) == {"torch", "onnxruntime", "openvino"} and all(v > 0 for v in result["ms"].values())
+    assert engine.name == result["best"] == min(result["ms"], key=result["ms"].get)
+    assert "calibrating the CPU backends" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again = create_engine("auto", device="cpu", graph=graph, frame_pixels=96 * 64, threads=1)
+    assert again.name == engine.name and "calibrating" not in caplog.text  # read, not measured again
+    assert calibrate.size_class(640 * 360) == (360, 640)

@@ -1,4 +1,4 @@
-"""Backends: one file per way of running the per-frame graph (torch, onnxruntime, tensorrt)."""
+"""Backends: one file per way of running the per-frame graph (torch, onnxruntime, openvino, tensorrt)."""
 
 from __future__ import annotations
 

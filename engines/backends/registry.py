@@ -59,6 +59,8 @@ register(Backend("torch", "engines.backends.torch_backend:TorchEngine",
                  frozenset({"cuda_graphs", "compile", "threads", "fold_padding", "channels_last"})))
 register(Backend("onnxruntime", "engines.backends.onnxruntime_backend:OnnxRuntimeEngine",
                  frozenset({"providers", "threads", "opset"}), probe="engines.backends.onnxruntime_backend:import_ort"))
+register(Backend("openvino", "engines.backends.openvino_backend:OpenVinoEngine",
+                 frozenset({"threads", "opset"}), probe="engines.backends.openvino_backend:import_openvino"))
 register(Backend("tensorrt", "engines.backends.tensorrt_backend:TensorRTEngine",
                  frozenset({"resolutions", "max_batch", "workspace_gib", "opset"}),
                  probe="engines.backends.tensorrt_backend:check_available"))

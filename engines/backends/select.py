@@ -27,13 +27,13 @@ from engines.backends.base import Engine
 from engines.backends.registry import REGISTRY
 from engines.devices import resolve_device
 from engines.errors import BackendUnavailable, ConfigError
-from engines.machine import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
 
 BACKENDS = tuple(REGISTRY)
-# Fastest first, per device type (see the module docstring for the measurements behind it).
-PREFERENCE = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
+# Fastest first on CUDA (see the module docstring); on a CPU `auto` is measured (engines.backends.calibrate).
+PREFERENCE = {"cuda": ("tensorrt", "torch")}
+BF16_BACKENDS = ("openvino", "torch")  # the CPU backends that run bf16
 
 
 def why_unavailable(backend: str) -> str | None:
@@ -62,14 +62,28 @@ def pick_backend(backend: str = "auto", device: str = "auto", precision: str = "
         return backend
     present = available_backends()
     kind = resolve_device(device, check=False).type
-    choices = PREFERENCE.get(kind, ("torch",))
-    native_bf16 = kind == "cpu" and precision == "auto" and cpu_has_native_bf16()
-    if precision == "bf16" or native_bf16:
-        choices = ("torch",)  # only the torch backend runs bf16
+    choices = PREFERENCE.get(kind) or cpu_order()
+    if precision == "bf16":
+        choices = tuple(b for b in choices if b in BF16_BACKENDS)
     name = next(b for b in choices + ("torch",) if b in present)
-    log.info("backend auto -> %s on %s%s (present: %s)", name, kind,
-             " in bf16 (native on this CPU)" if native_bf16 else "", ", ".join(present))
+    log.info("backend auto -> %s on %s (present: %s)", name, kind, ", ".join(present))
     return name
+
+
+def cpu_order() -> tuple[str, ...]:
+    from engines.backends.calibrate import fallback
+
+    return fallback()
+
+
+def measured_cpu_backend(graph, precision: str, frame_pixels: int | None, threads: int | None) -> str | None:
+    """The calibrated fastest CPU backend for `graph` here (None: not calibrating, or a fixed precision)."""
+    from engines.backends.calibrate import calibrate, calibration_enabled
+
+    if precision != "auto" or not calibration_enabled():
+        return None
+    present = [b for b in available_backends() if b != "tensorrt"]
+    return calibrate(graph, present, frame_pixels, threads)["best"]
 
 
 def create_engine(backend: str = "auto", device: str = "auto", precision: str = "auto",
@@ -83,12 +97,15 @@ def create_engine(backend: str = "auto", device: str = "auto", precision: str = 
     when the config was written for auto) are dropped with a debug message rather than failing.
     """
     name = pick_backend(backend, device, precision)
+    kind = resolve_device(device, check=False).type
+    if graph is None:
+        graph = _load_model(model, job, kind, frame_pixels, decoder)
+    if backend == "auto" and kind == "cpu":
+        name = measured_cpu_backend(graph, precision, frame_pixels, options.get("threads")) or name
     entry = REGISTRY[name]
     kwargs, dropped = entry.accepts(options)
     if dropped:
         log.debug("%s backend ignores options: %s", name, ", ".join(dropped))
-    if graph is None:
-        graph = _load_model(model, job, resolve_device(device, check=False).type, frame_pixels, decoder)
     # "auto" goes through as is: each backend resolves it (onnxruntime picks CUDA only when its
     # build has the CUDA provider, so a CPU-only onnxruntime on a GPU box still runs).
     return entry.engine_class()(graph, device=device, precision=precision, **kwargs)

@@ -269,6 +269,8 @@ def bench(
              "auto: default and compiled on CUDA, default on a CPU")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", "-o",
                    help="JSON file (default: speed-<host>-<date>.json in the current folder)")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="measure again which CPU backend `auto` runs "
+                                            "each model on at the clip's size (cached per machine)")] = False,
     verbose: VerboseOpt = False,
 ):
     """Time every available backend (ms/frame, fps, peak memory) and `convert` end to end: table + JSON."""
@@ -294,6 +296,22 @@ def bench(
     path = write_result(result, out)
     print_table(result)
     err.print(f"wrote {path}", soft_wrap=True)
+    if calibrate:
+        _recalibrate(settings.models, clip, threads)
+
+
+def _recalibrate(models: list[str], clip: str, threads: int | None) -> None:
+    """`bench --calibrate`: redo `auto`'s CPU measurement for each model at the clip's size, and say the result."""
+    from engines.backends.calibrate import calibrate
+    from engines.backends.select import available_backends
+    from engines.graph import load_graph
+
+    w, h = (int(v) for v in clip.lower().split("x"))
+    present = [b for b in available_backends() if b != "tensorrt"]
+    for model in models:
+        result = calibrate(load_graph(None, model=model), present, w * h, threads, redo=True)
+        times = ", ".join(f"{n} {ms:.1f} ms" for n, ms in sorted(result["ms"].items(), key=lambda kv: kv[1]))
+        err.print(f"auto on this CPU, {model} at {result['hw'][1]}x{result['hw'][0]}: {result['best']} ({times})")
 
 
 @app.command("build-engine")

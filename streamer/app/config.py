@@ -23,7 +23,7 @@ class Strict(BaseModel):
 
 class EngineConfig(Strict):
     model: Literal["auto", "full", "lite"] = "auto"  # which network; auto: engines.models.pick_model
-    backend: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] = "auto"
     device: str = "auto"                         # auto | cpu | cuda | cuda:1
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     decoder: Path | None = None                  # the model's weights; default: the shipped ones
