@@ -86,23 +86,38 @@ def _padding(h: int, w: int) -> tuple[int, int]:
 def local_mean_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted local mean over `sigma` px, computed at 1 / CONTRAST_DOWN resolution
     (borders replicated up to a multiple of it, so the reduction is an exact block mean, as on the device)."""
+    return upsample_numpy(local_mean_small_numpy(img, sigma), img.shape[0], img.shape[1])
+
+
+def local_mean_small_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
+    """`local_mean_numpy` before its upsampling: at 1 / CONTRAST_DOWN of the (padded) size."""
     h, w = img.shape[:2]
     ph, pw = _padding(h, w)
     padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
     small = cv2.resize(padded, None, fx=1 / CONTRAST_DOWN, fy=1 / CONTRAST_DOWN, interpolation=cv2.INTER_AREA)
-    big = cv2.resize(blur_numpy(small, sigma / CONTRAST_DOWN), (w + pw, h + ph),
-                     interpolation=cv2.INTER_LINEAR)
-    return big[:h, :w]
+    return blur_numpy(small, sigma / CONTRAST_DOWN)
+
+
+def upsample_numpy(small: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A local_mean_small_numpy result (or a function of it) back to h x w."""
+    ph, pw = _padding(h, w)
+    return cv2.resize(small, (w + pw, h + ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
 def local_mean_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """`local_mean_numpy` for N x C x H x W on the device."""
+    return upsample_torch(local_mean_small_torch(x, sigma), *x.shape[-2:])
+
+
+def local_mean_small_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
     h, w = x.shape[-2:]
     ph, pw = _padding(h, w)
-    small = F.avg_pool2d(F.pad(x, (0, pw, 0, ph), mode="replicate"), CONTRAST_DOWN)
-    big = F.interpolate(blur_torch(small, sigma / CONTRAST_DOWN), size=(h + ph, w + pw), mode="bilinear",
-                        align_corners=False)
-    return big[..., :h, :w]
+    return blur_torch(F.avg_pool2d(F.pad(x, (0, pw, 0, ph), mode="replicate"), CONTRAST_DOWN), sigma / CONTRAST_DOWN)
+
+
+def upsample_torch(small: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    ph, pw = _padding(h, w)
+    return F.interpolate(small, size=(h + ph, w + pw), mode="bilinear", align_corners=False)[..., :h, :w]
 
 
 def thumbnail(frame_bgr: np.ndarray, longer: int) -> np.ndarray:

@@ -19,8 +19,12 @@ from streamer.temporal.filters import (
     blur_torch,
     gray,
     local_mean_numpy,
+    local_mean_small_numpy,
+    local_mean_small_torch,
     local_mean_torch,
     pixel_grid,
+    upsample_numpy,
+    upsample_torch,
     warp_numpy,
 )
 from streamer.temporal.settings import TemporalSettings
@@ -138,8 +142,9 @@ class FlowBlender:
         return out
 
     def _blend_numpy(self, est: FlowEstimate, prev: np.ndarray, cur_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # whole-image OpenCV passes (SIMD, threaded): numpy's temporaries (and its slow reductions
-        # over a last axis of 3) would cost more than the flow at 720p
+        # whole-image OpenCV passes (SIMD), as few as the formulas allow: at 360p on one laptop core
+        # every full-resolution pass costs about 0.5 ms; what is smooth (the coarse term, the local
+        # contrast and so the gain) is computed at 1 / CONTRAST_DOWN resolution
         h, w = cur_u8.shape[:2]
         th, tw = est.flow.shape[:2]
         u, v = (cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in cv2.split(est.flow))
@@ -147,26 +152,21 @@ class FlowBlender:
         warped = cv2.remap(prev, cv2.scaleAdd(u, w / tw, gx), cv2.scaleAdd(v, h / th, gy), cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.resize(est.mask, (w, h), interpolation=cv2.INTER_LINEAR)
-
-        def per_channel(m: np.ndarray) -> np.ndarray:
-            return cv2.merge((m, m, m))
-
+        mask3 = cv2.merge((mask, mask, mask))
         cur = cur_u8.astype(np.float32)
         d = cv2.subtract(warped, cur)
-        y = cv2.add(cur, cv2.multiply(d, per_channel(mask * self.blend)))
+        y = cv2.add(cur, cv2.multiply(d, mask3, scale=self.blend))
         if self.blend_coarse != self.blend:
-            coarse = per_channel(mask * (self.blend_coarse - self.blend))
-            y = cv2.add(y, cv2.multiply(blur_numpy(d, COARSE_SIGMA), coarse))
+            y = cv2.add(y, cv2.multiply(local_mean_numpy(d, COARSE_SIGMA), mask3, scale=self.blend_coarse - self.blend))
         if self.detail_sigma > 0:
             yl, cl = blur_numpy(y, self.detail_sigma), blur_numpy(cur, self.detail_sigma)
             yd, cd = cv2.subtract(y, yl), cv2.subtract(cur, cl)
             ones = np.ones((1, 3), np.float32)
             energy = cv2.merge((cv2.transform(cv2.multiply(yd, yd), ones), cv2.transform(cv2.multiply(cd, cd), ones)))
-            e_y, e_c = cv2.split(local_mean_numpy(energy, self.contrast_sigma))
-            gain = cv2.sqrt(cv2.divide(e_c + 1.0, e_y + 1.0))
-            gain = cv2.min(cv2.max(gain, 1.0), MAX_GAIN)
-            gain = cv2.add(cv2.multiply(gain - 1.0, mask), 1.0)
-            y = cv2.add(yl, cv2.multiply(yd, per_channel(gain)))
+            e_y, e_c = cv2.split(local_mean_small_numpy(energy, self.contrast_sigma))
+            gain = cv2.min(cv2.max(cv2.sqrt(cv2.divide(e_c + 1.0, e_y + 1.0)), 1.0), MAX_GAIN)  # smooth: at low res
+            gain = cv2.add(cv2.multiply(upsample_numpy(gain, h, w) - 1.0, mask), 1.0)
+            y = cv2.add(yl, cv2.multiply(yd, cv2.merge((gain, gain, gain))))
         np.clip(y, 0.0, 255.0, out=y)  # (cv2.min with a number would clip the first channel only)
         return cv2.convertScaleAbs(y), y
 
@@ -195,13 +195,14 @@ class FlowBlender:
         d = warped - cur
         y = torch.addcmul(cur, d, mask, value=self.blend)
         if self.blend_coarse != self.blend:
-            y.addcmul_(blur_torch(d.unsqueeze(0), COARSE_SIGMA)[0], mask, value=self.blend_coarse - self.blend)
+            y.addcmul_(local_mean_torch(d.unsqueeze(0), COARSE_SIGMA)[0], mask, value=self.blend_coarse - self.blend)
         if self.detail_sigma > 0:
             low = blur_torch(torch.stack((y, cur)), self.detail_sigma)  # 2 x 3 x H x W, one pass for both
             detail = torch.stack((y, cur)) - low
-            energy = local_mean_torch(detail.square().sum(1).unsqueeze(0), self.contrast_sigma)[0]
+            energy = local_mean_small_torch(detail.square().sum(1).unsqueeze(0), self.contrast_sigma)[0]
             eps = 1.0 / 255 ** 2
             gain = ((energy[1] + eps) / (energy[0] + eps)).sqrt_().clamp_(1.0, MAX_GAIN)
+            gain = upsample_torch(gain[None, None], h, w)[0, 0]
             y = torch.addcmul(low[0], detail[0], gain.sub_(1.0).mul_(mask[0]).add_(1.0))
         y.clamp_(0, 1)
         return y.to(cur_in.dtype, copy=True), y  # the output is the caller's, the float state ours
