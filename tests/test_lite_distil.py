@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -68,6 +69,18 @@ def test_a_run_from_a_distilled_export_goes_on_counting(data, tmp_path):
     summary = train(_opts(data, tmp_path / "other", model="lite", phase="distil", cache_shards=2, cache_recipe=other,
                           batch_size=2, checkpoint_every=100, steps=2, init_decoder=export))
     assert summary["step"] == 2
+
+
+def test_finetune_adds_the_vgg_losses_against_the_cached_code(data, tmp_path):
+    cache = str(tmp_path / "cache")
+    opts = _distil_opts(data, tmp_path / "run", steps=2, cache_dir=cache)
+    train(dataclasses.replace(opts, phase="finetune"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == ["finetune", "finetune"]
+    assert all(r["style"] > 0 and r["content"] > 0 for r in rows if r["style"] or r["content"])
+    assert any(r["style"] > 0 for r in rows)  # TINY draws most pairs at alpha 1: the VGG terms ran
+    manifest = json.loads((tmp_path / "run" / "lite.json").read_text())
+    assert manifest["phase"] == "finetune" and "style" in manifest["final_losses"]["mean_last_windows"]
 
 
 def test_the_full_model_has_no_distil_phase(data, tmp_path):

@@ -1,9 +1,16 @@
-"""Distilling the full model into the lite network from the cache (engines.lite.cache), on a CPU.
+"""Training the lite network from the cache (engines.lite.cache), on a CPU, in two phases.
 
-Each step costs the student alone: its output for a cached (content crop, style code, alpha) is
-pulled towards the full model's output by an L1 term on the pixels and one on their horizontal and
-vertical differences (the strokes and edges, which a pixel L1 alone blurs). Resumable like the VGG
-training loop: `time_limit` ends a run with a checkpoint; run again with `resume` to go on.
+distil: each step costs the student alone: its output for a cached (content crop, style code, alpha)
+is pulled towards the full model's output by an L1 term on the pixels and one on their horizontal and
+vertical differences. This learns the layout and the palette fast, but where the teacher's texture is
+too fine for the student to copy exactly an L1 pull gives its blurred average (measured: a style
+loss several times the first lite network's).
+
+finetune: the same pull, at a lower weight, plus the VGG content and style losses of the full
+model's training, judged against the cached code itself (relu1_1..relu4_1 at inference's scale) on the
+pairs at alpha 1: the strokes come back.
+
+Resumable like the VGG training loop: `time_limit` ends a run with a checkpoint; `resume` goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +42,37 @@ def distil_losses(out: torch.Tensor, teacher: torch.Tensor, edge_weight: float) 
     return pixel + edge_weight * edge, pixel, edge
 
 
+class CodeVGGLoss(nn.Module):
+    """The full model's content and style losses (engines.train.losses.AdaINLoss.output_losses) with the
+    style's statistics taken from a cached code instead of a style image."""
+
+    def __init__(self, opts: TrainOptions):
+        super().__init__()
+        from engines.train.losses import AdaINLoss
+        from engines.vgg import load_encoder
+
+        self.base = AdaINLoss(load_encoder(opts.encoder), opts.content_weight, opts.style_weight)
+
+    def forward(self, out, content, mean, std) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from engines.adain import CODE_LAYERS, adain
+
+        stats = list(zip(mean.float().split(CODE_LAYERS, 1), std.float().split(CODE_LAYERS, 1), strict=True))
+        with torch.no_grad():
+            t = adain(self.base.encoder(content), *stats[-1])
+        return self.base.output_losses(out, t, stats)
+
+
+def crop_pair(content: torch.Tensor, teacher: torch.Tensor, size: int, gen: torch.Generator):
+    """The same random size x size window of both (a step costs less on smaller crops)."""
+    h, w = content.shape[-2:]
+    if size >= min(h, w):
+        return content, teacher
+    top = int(torch.randint(0, h - size + 1, (), generator=gen))
+    left = int(torch.randint(0, w - size + 1, (), generator=gen))
+    window = (..., slice(top, top + size), slice(left, left + size))
+    return content[window], teacher[window]
+
+
 def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, edge_weight: float = 1.0,
            export_name: str = "lite.safetensors", start_step: int = 0) -> dict:
     """Train `net` on the cached pairs in `cache_dir`; write checkpoint, log.jsonl and the export under out_dir.
@@ -49,6 +87,8 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         torch.set_num_threads(opts.threads)
     amp = opts.amp and cpu_has_native_bf16()
     cache = PairCache(cache_dir)
+    vgg = CodeVGGLoss(opts) if opts.phase == "finetune" else None
+    pull = opts.distill_weight if vgg is not None else 1.0  # distil: the pull is the whole loss
     net.train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     gen = torch.Generator().manual_seed(opts.seed)
@@ -62,7 +102,7 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         save_checkpoint(out / CHECKPOINT, net, optimizer, gen, step, {"history": history[-400:]})
 
     started = window = time.monotonic()
-    window_step, sums, stopped_early = step, torch.zeros(3), False
+    window_step, sums, stopped_early = step, torch.zeros(5), False
     while step < opts.steps:
         if opts.time_limit is not None and time.monotonic() - started > opts.time_limit:
             stopped_early = True
@@ -70,25 +110,37 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opts, step)
         content, teacher, mean, std, alpha = cache.batch(opts.batch_size, gen)
+        content, teacher = crop_pair(content, teacher, opts.crop, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            terms = distil_losses(net(content, mean, std, alpha), teacher, edge_weight)
+            y = net(content, mean, std, alpha)
+            total, pixel, edge = distil_losses(y, teacher, edge_weight)
+            total = pull * total
+            content_l = style_l = total.new_zeros(())
+            full = alpha == 1  # the VGG targets are the style's own: for the pairs at full strength
+            if vgg is not None and full.any():
+                weighted, content_l, style_l = vgg(y[full], content[full], mean[full], std[full])
+                total = total + weighted * full.float().mean()
+        terms = (total, pixel, edge, content_l, style_l)
         optimizer.zero_grad(set_to_none=True)
-        terms[0].backward()
+        total.backward()
         optimizer.step()
         step += 1
         sums += torch.stack([t.detach().float() for t in terms])
         if step % opts.log_every == 0 or step == opts.steps:
-            total, pixel, edge = (sums / (step - window_step)).tolist()
+            total, pixel, edge, content_l, style_l = (sums / (step - window_step)).tolist()
             if not math.isfinite(total):
                 raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
             now = time.monotonic()
-            rec = {"step": step, "phase": "distil", "loss": round(total, 5), "pixel": round(pixel, 5),
-                   "edge": round(edge, 5), "lr": learning_rate(opts, step),
+            rec = {"step": step, "phase": opts.phase, "loss": round(total, 5), "pixel": round(pixel, 5),
+                   "edge": round(edge, 5), **({"content": round(content_l, 5), "style": round(style_l, 5)}
+                                             if vgg is not None else {}),
+                   "lr": learning_rate(opts, step),
                    "steps_per_s": round((step - window_step) / max(now - window, 1e-9), 3)}
             history.append(rec)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            log.info("step %d: loss %.4f (pixel %.4f, edge %.4f), %.2f steps/s", step, total, pixel, edge,
+            log.info("step %d: loss %.4f (pixel %.4f, edge %.4f, content %.3f, style %.3f), %.2f steps/s", step, total,
+                     pixel, edge, content_l, style_l,
                      rec["steps_per_s"])
             sums.zero_()
             window, window_step = now, step
@@ -100,7 +152,8 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
     manifest = {**describe, "provisional": opts.provisional, "steps": step, "batch_size": opts.batch_size,
                 "images_seen": step * opts.batch_size,
                 "final_losses": {"mean_last_windows": {k: round(sum(h[k] for h in tail) / len(tail), 5)
-                                                       for k in ("loss", "pixel", "edge")} if tail else {},
+                                                       for k in ("loss", "pixel", "edge", "content", "style")
+                                                       if k in tail[-1]} if tail else {},
                                  "window_steps": opts.log_every * len(tail)},
                 "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
                 "precision": "bf16 autocast" if amp else "fp32", "device": "cpu", "torch": torch.__version__,
@@ -142,7 +195,7 @@ def run_distil(opts: TrainOptions) -> dict:
         net.load_state_dict(starting_state(opts.init_decoder, net.shape))
         start_step = distilled_steps(read_manifest(Path(opts.init_decoder)), asdict(recipe))
         log.info("Starting from %s (step %d)", opts.init_decoder, start_step)
-    describe = {**net_info.describe(opts), "phase": "distil", "init": opts.init_decoder,
+    describe = {**net_info.describe(opts), "phase": opts.phase, "init": opts.init_decoder,
                 "cache_recipe": asdict(recipe), "exclude_list": opts.exclude_list}
     return distil(opts, net, cache, describe, export_name=net_info.weights_file, start_step=start_step)
 
@@ -150,6 +203,7 @@ def run_distil(opts: TrainOptions) -> dict:
 def distilled_steps(manifest: dict, recipe: dict) -> int:
     """The steps an init file already took in this phase on this recipe (0 for anything else), so that
     a session that starts from the committed weights goes on counting."""
-    if manifest.get("phase") != "distil" or manifest.get("cache_recipe") != json.loads(json.dumps(recipe)):
+    if manifest.get("phase") not in ("distil", "finetune") or manifest.get("cache_recipe") != json.loads(
+            json.dumps(recipe)):
         return 0
     return int(manifest.get("steps", 0))

@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"scale --lr for batches other than {BASE_BATCH}: x batch/{BASE_BATCH} or its square root")
     p.add_argument("--data-note", default=None,
                    help="a line for the manifest about the data (e.g. what was left out before it got here)")
-    p.add_argument("--phase", default=d.phase, choices=("vgg", "distil"),
+    p.add_argument("--phase", default=d.phase, choices=("vgg", "distil", "finetune"),
                    help="vgg: VGG content and style losses; distil (lite): learn the full model's outputs from a cache")
     p.add_argument("--cache", default=None, help="distil: teacher cache folder on local disk (default OUT/cache)")
     p.add_argument("--cache-shards", type=int, default=d.cache_shards, help="distil: shards of 256 cached pairs")

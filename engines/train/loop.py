@@ -101,7 +101,7 @@ def train(opts: TrainOptions) -> dict:
     if opts.phase not in network(opts.model).phases:
         phases = ", ".join(network(opts.model).phases)
         raise ConfigError(f"The {opts.model} model has no {opts.phase!r} phase: use {phases}")
-    if opts.phase == "distil":
+    if opts.phase in ("distil", "finetune"):
         from engines.lite.distil import run_distil
 
         return run_distil(opts)
