@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.machine import machine_info  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
+from streamer.democlip import write_demo_clip  # noqa: E402
 
 
 def decode_ms(path: Path) -> tuple[float, list]:

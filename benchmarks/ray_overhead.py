@@ -40,16 +40,17 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 from engines.machine import machine_info  # noqa: E402
-from streamer.app.config import StreamConfig  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
-from streamer.app.run import build_engine, build_styles, convert_one, plan_conversions  # noqa: E402
 from streamer.cluster.driver import run_ray_convert  # noqa: E402
 from streamer.cluster.plan import plan_file  # noqa: E402
+from streamer.config import StreamConfig  # noqa: E402
+from streamer.convert import convert_one, plan_conversions  # noqa: E402
+from streamer.democlip import write_demo_clip  # noqa: E402
+from streamer.pipeline import build_engine, build_styles  # noqa: E402
 
 
 def plain(cfg: StreamConfig, inputs: Path, out: Path) -> dict:
     t0 = time.monotonic()
-    engine = build_engine(cfg)
+    engine = build_engine(cfg.engine)
     styles = build_styles(cfg, engine)
     t1, cpu = time.monotonic(), time.process_time()
     frames = sum(convert_one(cfg, engine, styles, src, dst).frames_out for src, dst in plan_conversions([inputs], out))

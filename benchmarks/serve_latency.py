@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.machine import machine_info  # noqa: E402
-from streamer.app.democlip import render_frame  # noqa: E402
+from streamer.democlip import render_frame  # noqa: E402
 from streamer.serve.client import StudioClient  # noqa: E402
 
 BITS = 8

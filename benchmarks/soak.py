@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from engines.lite.weights import DEFAULT_LITE  # noqa: E402
 from engines.machine import machine_info  # noqa: E402
-from streamer.app.config import StreamConfig  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
-from streamer.app.run import build_engine, build_loop, build_smoother, build_styles  # noqa: E402
+from streamer.config import StreamConfig  # noqa: E402
+from streamer.democlip import write_demo_clip  # noqa: E402
+from streamer.pipeline import build_engine, build_loop, build_smoother, build_styles  # noqa: E402
 from streamer.sinks import Sink  # noqa: E402
 from streamer.sinks.mjpeg import MjpegSink  # noqa: E402
 from streamer.sources import open_source  # noqa: E402
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         source = open_source(str(clip), live=True, loop=True)
         with source:
             w, h = output_size(source.info.width, source.info.height, cfg.size)
-            engine = build_engine(cfg, "live", w * h)
+            engine = build_engine(cfg.engine, "live", w * h)
             styles = build_styles(cfg, engine)
             sampler = SamplingSink(args.frames, args.every, args.max_seconds)
             sinks = [MjpegSink(host="127.0.0.1", port=0, quality=80), sampler]

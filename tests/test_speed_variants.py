@@ -113,7 +113,7 @@ def test_stage_times_add_up_per_thread():
 @pytest.mark.slow
 def test_convert_hook_reports_presets_and_every_stage(graph, tmp_path):
     """A generated clip with audio through the real convert path (PyAV in and out, smoothing on)."""
-    from streamer.app.run import convert_timing_hook
+    from streamer.convert_timing import convert_timing_hook
 
     engine = TorchEngine(graph, device="cpu", precision="fp32")
     hook = convert_timing_hook("64x48", 0.5, tmp_path, presets=("ultrafast", "medium"))

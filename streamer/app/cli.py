@@ -100,8 +100,8 @@ def image(
     verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
-    from streamer.app.config import load_config
     from streamer.app.images_cmd import ImageJob, run_image_job
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     if method not in ("adain", "gatys") or optimizer not in ("lbfgs", "adam"):
@@ -137,9 +137,9 @@ def convert(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Convert video files (every frame, in order, audio copied)."""
-    from streamer.app.config import load_config
     from streamer.app.run import run_convert
     from streamer.cluster import convert_command, ray_overrides
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     cfg = load_config(config, _stream_overrides(
@@ -167,8 +167,8 @@ def live(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Stylize a live source (webcam, stream, or a file played as a camera)."""
-    from streamer.app.config import load_config
     from streamer.app.run import run_live
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     over = _stream_overrides(
@@ -277,7 +277,7 @@ def bench(
     from engines.bench import BenchSettings, bench_options, parse_resolutions, parse_variants, run_bench
     from engines.bench_output import print_table, write_result
     from engines.devices import resolve_device
-    from streamer.app.run import convert_timing_hook
+    from streamer.convert_timing import convert_timing_hook
 
     _setup_logging(verbose)
     settings = BenchSettings(

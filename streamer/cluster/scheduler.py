@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import OutputError, StylestreamError
-from streamer.app.config import RayConfig, StreamConfig
-from streamer.app.run import Interrupted
 from streamer.cluster.plan import FilePlan, segment_complete
 from streamer.cluster.progress import ClusterProgress
-from streamer.sinks.video_file import glob_escape
+from streamer.config import RayConfig, StreamConfig
+from streamer.partial_files import glob_escape
+from streamer.pipeline import Interrupted
 
 log = logging.getLogger(__name__)
 RESTART_PROBE_S = 1.0

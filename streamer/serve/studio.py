@@ -161,7 +161,7 @@ class Studio:
         return self._thumbnails[name]
 
     def _make_thumbnail(self, name: str) -> bytes:
-        from streamer.app.democlip import render_frame
+        from streamer.democlip import render_frame
 
         w, h = THUMB_SIZE
         state = StyleState(name, load_preset(name), smooth=False)
