@@ -14,8 +14,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from engines.errors import StylestreamError
+from streamer.alpha import ALPHA_MAX, ALPHA_MIN
+from streamer.cluster import DEFAULT_ADDRESS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time style transfer for video (AdaIN): live preview, file conversion, "
@@ -26,7 +29,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="YAML con
 StyleOpt = Annotated[list[str] | None, typer.Option("--style", "-s",
                      help="style: preset name (see `stylestream styles`), image file or .safetensors code; repeat")]
 WeightsOpt = Annotated[str | None, typer.Option("--style-weights", help="blend weights, e.g. 0.7,0.3")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="style strength 0..1")]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=ALPHA_MIN, max=ALPHA_MAX,
+                     help=f"style strength {ALPHA_MIN:g}..{ALPHA_MAX:g}")]
 SizeOpt = Annotated[int | None, typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda")]
@@ -117,7 +121,21 @@ def image(
         err.print(f"wrote {path}", soft_wrap=True)
 
 
-@app.command()
+class RayAddressOptional(TyperCommand):
+    """`convert`, whose `--ray` may come without an address (alone, last or before another option): it then
+    means DEFAULT_ADDRESS. The parser in typer has no options with an optional value, so the command fills it
+    in before parsing its own arguments."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        filled = []
+        for i, arg in enumerate(args):
+            filled.append(arg)
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                filled.append(DEFAULT_ADDRESS)
+        return super().parse_args(ctx, filled)
+
+
+@app.command(cls=RayAddressOptional)
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="video files or folders of videos")],
     output: Annotated[Path, typer.Option("-o", "--output", help="output video (one input) or folder")],
@@ -204,15 +222,17 @@ def serve(
 ):
     """A browser studio: your webcam (or the server's source) stylized over WebRTC, with live controls."""
     try:
+        from streamer.config import validated
         from streamer.serve.command import ServeOptions, run_serve
     except ImportError as e:
         raise StylestreamError(f"serve needs the serve extra ({e.name} is missing): "
                                "pip install 'stylestream[serve]'") from None
 
     _setup_logging(verbose)
-    run_serve(ServeOptions(host=host, port=port, cert=cert, key=key, source=source, style=style, size=size,
-                           max_sessions=max_sessions, allow_origins=allow_origin or [], backend=backend,
-                           device=device, precision=precision, decoder=decoder, model=model))
+    engine = {"backend": backend, "device": device, "precision": precision, "decoder": decoder, "model": model}
+    run_serve(validated(ServeOptions, {
+        "host": host, "port": port, "cert": cert, "key": key, "source": source, "style": style, "size": size,
+        "max_sessions": max_sessions, "allow_origins": allow_origin or [], "engine": engine}))
 
 
 @app.command()
@@ -330,21 +350,7 @@ def train(ctx: typer.Context):
     raise typer.Exit(code)
 
 
-def _optional_value(args: list[str], option: str, value: str) -> list[str]:
-    """`option` given without a value (last, or before another option) gets `value` (click in typer has no
-    optional option values)."""
-    out = []
-    for i, arg in enumerate(args):
-        out.append(arg)
-        if arg == option and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            out.append(value)
-    return out
-
-
 def main() -> None:
-    from streamer.cluster import DEFAULT_ADDRESS
-
-    sys.argv[1:] = _optional_value(sys.argv[1:], "--ray", DEFAULT_ADDRESS)
     try:
         code = app(standalone_mode=False)  # usage errors come here too, to be printed as one line
     except StylestreamError as e:
