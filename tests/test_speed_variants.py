@@ -82,11 +82,7 @@ def test_bench_times_variants_side_by_side():
 
 
 def test_profile_table_groups_the_kernels(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import profile_gpu
+    from benchmarks import profile_gpu
 
     assert profile_gpu.main(["--models", "full", "--size", "48x32", "--device", "cpu", "--precision", "fp32",
                              "--iters", "1", "--warmup", "0", "--out", str(tmp_path)]) == 0

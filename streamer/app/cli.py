@@ -18,6 +18,7 @@ from typer.core import TyperCommand
 
 from engines.errors import StylestreamError
 from streamer.alpha import ALPHA_MAX, ALPHA_MIN
+from streamer.app.train_cmd import train as train_command
 from streamer.cluster import DEFAULT_ADDRESS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -340,14 +341,7 @@ def build_engine_command(
         err.print(f"engine {path}", soft_wrap=True)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             add_help_option=False)
-def train(ctx: typer.Context):
-    """Train the AdaIN decoder (see `stylestream train --help`)."""
-    from engines.train.__main__ import main as train_main
-
-    code = train_main(list(ctx.args))  # one option parser, shared with `python -m engines.train`
-    raise typer.Exit(code)
+app.command("train")(train_command)  # its options are in their own module: one per TrainOptions field
 
 
 def main() -> None:
