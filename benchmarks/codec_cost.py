@@ -5,7 +5,7 @@ preset medium, yuv420p) with one thread each, at 1280x720 and 1920x1080, timed i
 busy shared machine does not inflate it). The README's cluster section uses these to say how many
 cores a GPU node needs to keep its GPUs busy; bytes per frame in and out say what the storage carries.
 
-    python benchmarks/codec_cost.py [--frames 48] [--json PATH]
+    python -m benchmarks.codec_cost [--frames 48] [--json PATH]
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import av
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.machine import machine_info
+from streamer.democlip import write_demo_clip
 
-from engines.machine import machine_info  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode_ms(path: Path) -> tuple[float, list]:

@@ -21,7 +21,7 @@ the wall time per frame of upload -> network -> smoothing -> download with and w
 flow runs on the CPU while the GPU computes, so this is what a stream actually pays). With
 --sweep, other settings too (the plain EMA, other blend weights, no contrast restoration...).
 
-    python benchmarks/flicker.py [--random-decoder | --decoder PATH] [--size 360] [--styles 2]
+    python -m benchmarks.flicker [--random-decoder | --decoder PATH] [--size 360] [--styles 2]
                                  [--frames N] [--device auto] [--sweep] [--video] [--json PATH]
 
 Targets: warping error <= 0.5x per-frame, style loss <= 1.1x per-frame, <= 15% of the frame time
@@ -43,22 +43,21 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.adain import mean_std
+from engines.backends.base import STYLE_SIZE
+from engines.backends.torch_backend import TorchEngine
+from engines.decoder import DEFAULT_DECODER, random_decoder, read_manifest
+from engines.devices import resolve_device
+from engines.errors import StylestreamError
+from engines.graph import StyleGraph, load_graph
+from engines.images import list_images, load_image_tensor
+from engines.lite.weights import DEFAULT_LITE
+from engines.machine import machine_info
+from engines.vgg import load_encoder
+from streamer.stylize import StylizeStep
+from streamer.temporal import TemporalSettings, TemporalSmoother, thumbnail, warp_numpy
 
-from engines.adain import mean_std  # noqa: E402
-from engines.backends.base import STYLE_SIZE  # noqa: E402
-from engines.backends.torch_backend import TorchEngine  # noqa: E402
-from engines.decoder import DEFAULT_DECODER, random_decoder, read_manifest  # noqa: E402
-from engines.devices import resolve_device  # noqa: E402
-from engines.errors import StylestreamError  # noqa: E402
-from engines.graph import StyleGraph, load_graph  # noqa: E402
-from engines.images import list_images, load_image_tensor  # noqa: E402
-from engines.lite.weights import DEFAULT_LITE  # noqa: E402
-from engines.machine import machine_info  # noqa: E402
-from engines.vgg import load_encoder  # noqa: E402
-from streamer.stylize import StylizeStep  # noqa: E402
-from streamer.temporal import TemporalSettings, TemporalSmoother, thumbnail, warp_numpy  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SEQUENCES = ("cats", "fox")
 MODES = ("per-frame", "stats", "flow", "both")

@@ -5,7 +5,7 @@ subprocess, reads the stream over HTTP on 127.0.0.1 as a browser would, and coll
 (one per second). After the warm-up it reports the median and worst fps of the stats lines, the frames
 the HTTP client received, and the stylize time, for each model given, one after the other in one run.
 
-    python benchmarks/live_fps.py [--models lite,full] [--source ../shared/data/dev/video/davis_camel]
+    python -m benchmarks.live_fps [--models lite,full] [--source ../shared/data/dev/video/davis_camel]
                                   [--size 360] [--seconds 30] [--warmup 5] [--out benchmarks/results]
 
 The clip (854x480 JPEG frames) is played at 25 fps, looping; --size 360 makes the network see 640x360.
@@ -26,10 +26,9 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.machine import machine_info
 
-from engines.machine import machine_info  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Where one frame's time goes: torch.profiler over the full (and lite) model, grouped by what the kernels do.
 
-    python benchmarks/profile_gpu.py [--models full,lite] [--size 1280x720] [--device auto] [--variant default]
+    python -m benchmarks.profile_gpu [--models full,lite] [--size 1280x720] [--device auto] [--variant default]
 
 Profiles `--iters` calls of engine.stylize (eager, no CUDA graphs: a replayed graph hides its kernels) after
 warm-up, then reports per frame: every kernel (CUDA) or op (CPU) by self time, and the groups the issue asks
@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # First match wins; matched against lower-cased kernel / op names.
 GROUPS: tuple[tuple[str, str], ...] = (

@@ -7,7 +7,7 @@ patterns in the content's flat areas; the input photos themselves are measured t
 Writes one contact sheet PNG per alpha (the styles along the top; per photo one row per model, in
 the order given, so the lite row sits under the full one) and a JSON with the machine beside the numbers.
 
-    python benchmarks/quality.py [--models full,lite] [--data ../shared/data/dev] [--size 256]
+    python -m benchmarks.quality [--models full,lite] [--data ../shared/data/dev] [--size 256]
                                  [--decoder PATH] [--lite PATH] [--device auto] [--out DIR]
 
 Look at the sheets yourself: content recognisable at alpha=1, the painting's textures, no
@@ -27,20 +27,17 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid, save_image
 
+from benchmarks.metrics import grid_energy
+from engines.adain import adain, blend_alpha, mean_std
+from engines.backends.base import STYLE_SIZE
+from engines.decoder import DEFAULT_DECODER, read_manifest
+from engines.graph import load_graph
+from engines.images import list_images, load_image_tensor, to_uint8
+from engines.lite.weights import DEFAULT_LITE
+from engines.machine import machine_info
+from engines.vgg import load_encoder
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from metrics import grid_energy  # noqa: E402
-
-from engines.adain import adain, blend_alpha, mean_std  # noqa: E402
-from engines.backends.base import STYLE_SIZE  # noqa: E402
-from engines.decoder import DEFAULT_DECODER, read_manifest  # noqa: E402
-from engines.graph import load_graph  # noqa: E402
-from engines.images import list_images, load_image_tensor, to_uint8  # noqa: E402
-from engines.lite.weights import DEFAULT_LITE  # noqa: E402
-from engines.machine import machine_info  # noqa: E402
-from engines.vgg import load_encoder  # noqa: E402
 
 ALPHAS = (0.25, 0.5, 1.0)
 

@@ -12,7 +12,7 @@ in wall time and in CPU time (plain: this process; ray: what the workers report 
 own processes), since on a shared machine the wall time also measures the neighbours.
 The warm-up frames (stylized, not written) are part of that overhead: warmup / segment frames.
 
-    python benchmarks/ray_overhead.py [--size 64x36] [--long 75] [--segment 30] [--warmup 16] [--fps 12] [--threads 2,1]
+    python -m benchmarks.ray_overhead [--size 64x36] [--long 75] [--segment 30] [--warmup 16] [--fps 12] [--threads 2,1]
 
 The defaults keep the share of warm-up frames of `convert --ray`'s defaults (32 frames before each
 30 s segment at 24 fps: 4.4%) at half the frame rate, so that it runs in minutes on a small CPU.
@@ -33,23 +33,24 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # Ray sets OMP_NUM_THREADS in its workers; plain convert gets the same, or the comparison is unfair (on the
 # 2-core machine of the committed results, plain convert ran 3.5x slower without it).
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
-from engines.machine import machine_info  # noqa: E402
-from streamer.app.config import StreamConfig  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
-from streamer.app.run import build_engine, build_styles, convert_one, plan_conversions  # noqa: E402
-from streamer.cluster.driver import run_ray_convert  # noqa: E402
-from streamer.cluster.plan import plan_file  # noqa: E402
+from engines.machine import machine_info
+from streamer.cluster.driver import run_ray_convert
+from streamer.cluster.plan import plan_file
+from streamer.config import StreamConfig
+from streamer.convert import convert_one, plan_conversions
+from streamer.democlip import write_demo_clip
+from streamer.pipeline import build_engine, build_styles
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def plain(cfg: StreamConfig, inputs: Path, out: Path) -> dict:
     t0 = time.monotonic()
-    engine = build_engine(cfg)
+    engine = build_engine(cfg.engine)
     styles = build_styles(cfg, engine)
     t1, cpu = time.monotonic(), time.process_time()
     frames = sum(convert_one(cfg, engine, styles, src, dst).frames_out for src, dst in plan_conversions([inputs], out))

@@ -15,7 +15,7 @@ stylized frames that came back per second. Two clients:
   on a frame only when the next frame's first packet arrives, so its numbers include up to one output frame
   interval that a browser does not wait for.
 
-    python benchmarks/serve_latency.py [--client aiortc|chromium] [--size 360] [--seconds 30] [--device auto]
+    python -m benchmarks.serve_latency [--client aiortc|chromium] [--size 360] [--seconds 30] [--device auto]
                                        [--backend auto] [--model auto] [--style starry-night]
 
 Prints the numbers and writes benchmarks/results/serve-latency-<cpu|gpu>-<model>-<client>-size<N>-<date>.json with
@@ -38,12 +38,11 @@ from pathlib import Path
 import cv2  # noqa: F401 - before PyAV (see streamer/__init__.py)
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.machine import machine_info
+from streamer.democlip import render_frame
+from streamer.serve.client import StudioClient
 
-from engines.machine import machine_info  # noqa: E402
-from streamer.app.democlip import render_frame  # noqa: E402
-from streamer.serve.client import StudioClient  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BITS = 8
 MIN_CONTRAST = 8.0  # grey levels between the two blocks of a bit for it to count as read

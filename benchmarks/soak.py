@@ -6,7 +6,7 @@ output) and a counting sink that samples the process's RSS and thread count and 
 `--frames` frames. Memory is "flat" when the median RSS of the last tenth of the samples is within
 `--tolerance` of the median after warm-up (the first tenth is warm-up: allocator pools, caches).
 
-    nice -n 10 python benchmarks/soak.py [--frames 100000] [--size 64] [--model auto] [--fps 120]
+    nice -n 10 python -m benchmarks.soak [--frames 100000] [--size 64] [--model auto] [--fps 120]
                                          [--device cpu] [--max-seconds S] [--json PATH]
 
 The clip is generated (the demo clip, 2 s) at `--fps` so that the source never paces slower than the
@@ -26,18 +26,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.lite.weights import DEFAULT_LITE
+from engines.machine import machine_info
+from streamer.config import StreamConfig
+from streamer.democlip import write_demo_clip
+from streamer.pipeline import build_engine, build_loop, build_smoother, build_styles
+from streamer.sinks import Sink
+from streamer.sinks.mjpeg import MjpegSink
+from streamer.sources import open_source
+from streamer.stylize import output_size
 
-from engines.lite.weights import DEFAULT_LITE  # noqa: E402
-from engines.machine import machine_info  # noqa: E402
-from streamer.app.config import StreamConfig  # noqa: E402
-from streamer.app.democlip import write_demo_clip  # noqa: E402
-from streamer.app.run import build_engine, build_loop, build_smoother, build_styles  # noqa: E402
-from streamer.sinks import Sink  # noqa: E402
-from streamer.sinks.mjpeg import MjpegSink  # noqa: E402
-from streamer.sources import open_source  # noqa: E402
-from streamer.stylize import output_size  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def proc_status() -> dict[str, int]:
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         source = open_source(str(clip), live=True, loop=True)
         with source:
             w, h = output_size(source.info.width, source.info.height, cfg.size)
-            engine = build_engine(cfg, "live", w * h)
+            engine = build_engine(cfg.engine, "live", w * h)
             styles = build_styles(cfg, engine)
             sampler = SamplingSink(args.frames, args.every, args.max_seconds)
             sinks = [MjpegSink(host="127.0.0.1", port=0, quality=80), sampler]

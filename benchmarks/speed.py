@@ -1,8 +1,8 @@
 """Speed of every available backend at 256x256, 640x360, 1280x720 and 1920x1080.
 
-    python benchmarks/speed.py                      # all backends, default iterations
-    python benchmarks/speed.py --skip-1080p --iters 3 --warmup 1
-    python benchmarks/speed.py --backends onnxruntime,torch --resolutions 640x360 --out /tmp/s.json
+    python -m benchmarks.speed                      # all backends, default iterations
+    python -m benchmarks.speed --skip-1080p --iters 3 --warmup 1
+    python -m benchmarks.speed --backends onnxruntime,torch --resolutions 640x360 --out /tmp/s.json
 
 Prints a table and writes JSON (default benchmarks/results/speed-<host-kind>-<date>.json) with the
 machine beside the numbers. Thin on purpose: the work is engines.bench.run_bench, which imports
@@ -18,12 +18,11 @@ import logging
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout, no install needed
+from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench
+from engines.bench_output import print_table, write_result
+from engines.errors import StylestreamError
 
-from engines.bench import BenchSettings, bench_options, parse_resolutions, run_bench  # noqa: E402
-from engines.bench_output import print_table, write_result  # noqa: E402
-from engines.errors import StylestreamError  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The one progress bar (rich): description, bar, done/total, any extra text columns, time left.
 
-Used by file conversions (stream loop), the image command; training may use it too. rich is imported
-on first use, so a bare GPU box running the engines does not need it until a bar is shown.
+Used by file conversions (stream loop), `convert --ray` (streamer.cluster.progress), the image command
+and training. rich is imported on first use, so a bare GPU box running the engines does not need it until
+a bar is shown.
 """
 
 from __future__ import annotations

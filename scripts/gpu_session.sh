@@ -83,7 +83,7 @@ done
 if want lite; then
   RUN="$RUNS/run-lite"; mkdir -p "$RUN"
   # shellcheck disable=SC2086
-  limit $((${LITE_S:-360} + 120)) py -m engines.train --model lite $TRAIN_DATA --out "$RUN" \
+  limit $((${LITE_S:-360} + 120)) py -m streamer.app.cli train --model lite $TRAIN_DATA --out "$RUN" \
     --crop 256 --batch-size "${LITE_BATCH:-16}" --lr-scaling sqrt --lr "${LITE_LR:-5e-4}" \
     --time-limit "${LITE_S:-360}" --steps 1000000 --log-every 100 --checkpoint-every 100000 --sample-every 100000 \
     --data-note "$NOTE" ${LITE_ARGS:-} $TRAIN_SIZE > "$R/lite-train.txt" 2>&1
@@ -91,11 +91,11 @@ if want lite; then
   cp "$RUN/lite.safetensors" "$RUN/lite.json" "$M/" 2>/dev/null; cp "$RUN/log.jsonl" "$R/lite-log.jsonl" 2>/dev/null
   ls "$RUN"/samples-*.png 2>/dev/null | tail -1 | xargs -r -I{} cp {} "$R/lite-samples.png"
   # shellcheck disable=SC2086
-  limit 120 py benchmarks/quality.py --models full,lite --lite "$RUN/lite.safetensors" --data "$DATA/dev" \
+  limit 120 py -m benchmarks.quality --models full,lite --lite "$RUN/lite.safetensors" --data "$DATA/dev" \
     --device "$DEV" --tag lite-gpu --out "$R" $Q_SIZE > "$R/lite-quality.txt" 2>&1
   echo "lite quality exit $?"; tail -4 "$R/lite-quality.txt"
   # shellcheck disable=SC2086
-  limit 200 py benchmarks/flicker.py --model lite --decoder "$RUN/lite.safetensors" --data "$DATA/dev" \
+  limit 200 py -m benchmarks.flicker --model lite --decoder "$RUN/lite.safetensors" --data "$DATA/dev" \
     --device "$DEV" --json "$R/lite-flicker.json" $F_SIZE > "$R/lite-flicker.txt" 2>&1
   echo "lite flicker exit $?"; tail -3 "$R/lite-flicker.txt"
 fi
@@ -106,7 +106,7 @@ if want trainspeed; then  # TRAIN_VARIANTS: ';'-separated argument sets, each ti
   for v in "${variants[@]}"; do
     i=$((i + 1)); RUN="$RUNS/trainspeed-$i"; rm -rf "$RUN"
     # shellcheck disable=SC2086
-    limit $((TRAINSPEED_S + 240)) py -m engines.train $TRAIN_DATA --out "$RUN" --init-decoder engines/weights/decoder.safetensors \
+    limit $((TRAINSPEED_S + 240)) py -m streamer.app.cli train $TRAIN_DATA --out "$RUN" --init-decoder engines/weights/decoder.safetensors \
       --temporal-weight "${TEMPORAL_WEIGHT:-30}" --time-limit "$TRAINSPEED_S" --steps 10000000 --log-every 25 \
       --checkpoint-every 10000000 --sample-every 10000000 $DEC_SIZE $v > "$R/trainspeed-$i.txt" 2>&1
     echo "trainspeed [$v] exit $?"
@@ -130,7 +130,7 @@ if want decoder; then
     start="--init-decoder engines/weights/decoder.safetensors"
   fi
   # shellcheck disable=SC2086
-  limit $((${DEC_S:-420} + 240)) py -m engines.train $start $TRAIN_DATA --out "$RUN" --load-size 288 \
+  limit $((${DEC_S:-420} + 240)) py -m streamer.app.cli train $start $TRAIN_DATA --out "$RUN" --load-size 288 \
     --temporal-weight "${TEMPORAL_WEIGHT:-30}" --batch-size "${DEC_BATCH:-8}" ${DEC_ARGS:-} \
     --time-limit "${DEC_S:-420}" --steps 160000 --log-every 200 --checkpoint-every 4000 --sample-every 4000 \
     --data-note "$NOTE" $DEC_SIZE > "$R/decoder-train.txt" 2>&1
@@ -146,11 +146,11 @@ if want compare; then  # old (shipped) against new, same machine, same run
   for which in old new; do
     w=$DEC; [ $which = new ] && w=$NEW
     # shellcheck disable=SC2086
-    limit 150 py benchmarks/quality.py --models full --decoder "$w" --data "$DATA/dev" --device "$DEV" \
+    limit 150 py -m benchmarks.quality --models full --decoder "$w" --data "$DATA/dev" --device "$DEV" \
       --tag "$which" --out "$R" $Q_SIZE > "$R/quality-$which.txt" 2>&1
     echo "quality $which exit $?"; tail -3 "$R/quality-$which.txt"
     # shellcheck disable=SC2086
-    limit 240 py benchmarks/flicker.py --decoder "$w" --data "$DATA/dev" --device "$DEV" \
+    limit 240 py -m benchmarks.flicker --decoder "$w" --data "$DATA/dev" --device "$DEV" \
       --json "$R/flicker-$which.json" $F_SIZE > "$R/flicker-$which.txt" 2>&1
     echo "flicker $which exit $?"; tail -3 "$R/flicker-$which.txt"
   done
@@ -168,7 +168,7 @@ if want speed; then
   echo "speed variants exit $?"; cat "$R/speed-variants.txt"
   for v in default fold-padding; do
     # shellcheck disable=SC2086
-    limit 90 py benchmarks/profile_gpu.py --models "$MODELS" --size "$PROF" --device "$DEV" --variant $v \
+    limit 90 py -m benchmarks.profile_gpu --models "$MODELS" --size "$PROF" --device "$DEV" --variant $v \
       --decoder "$DEC" $ITERS --out "$R" > "$R/profile-$v.txt" 2>&1
     echo "profile $v exit $?"; cat "$R/profile-$v.txt"
   done
@@ -190,18 +190,18 @@ if want compiled; then  # torch.compile max-autotune (+ our CUDA graph): one cal
     echo "speed compiled $res exit $?"; cat "$R/speed-compiled-$res.txt"
   done
   # shellcheck disable=SC2086
-  limit "${COMPILE_LIMIT:-200}" py benchmarks/profile_gpu.py --models full --size "$PROF" --device "$DEV" \
+  limit "${COMPILE_LIMIT:-200}" py -m benchmarks.profile_gpu --models full --size "$PROF" --device "$DEV" \
     --variant "${PROFILE_COMPILED:-compiled}" --decoder "$DEC" $ITERS --out "$R" > "$R/profile-compiled.txt" 2>&1
   echo "profile compiled exit $?"; cat "$R/profile-compiled.txt"
 fi
 
 if want quality; then
-  limit 60 py benchmarks/quality.py --data "$DATA/dev" --decoder "$DEC" --device "$DEV" --out "$R" > "$R/quality.txt" 2>&1
+  limit 60 py -m benchmarks.quality --data "$DATA/dev" --decoder "$DEC" --device "$DEV" --out "$R" > "$R/quality.txt" 2>&1
   echo "quality exit $?"; tail -4 "$R/quality.txt"
 fi
 if want flicker; then
   # shellcheck disable=SC2086
-  limit 150 py benchmarks/flicker.py --data "$DATA/dev" --decoder "$DEC" --device "$DEV" --out "$R" $F_SIZE \
+  limit 150 py -m benchmarks.flicker --data "$DATA/dev" --decoder "$DEC" --device "$DEV" --out "$R" $F_SIZE \
     > "$R/flicker.txt" 2>&1
   echo "flicker exit $?"; tail -14 "$R/flicker.txt"
 fi
@@ -211,7 +211,7 @@ if want timing; then  # the 720p smoothing cost alone: the default, then each ';
   for v in "${variants[@]}"; do
     i=$((i + 1))
     # shellcheck disable=SC2086  # $v holds several arguments
-    limit 60 py benchmarks/flicker.py --timing-only --data "$DATA/dev" --decoder "$DEC" --device "$DEV" $v \
+    limit 60 py -m benchmarks.flicker --timing-only --data "$DATA/dev" --decoder "$DEC" --device "$DEV" $v \
       --json "$R/timing-$i.json" > "$R/timing-$i.txt" 2>&1
     echo "timing [${v:-default}] exit $?"; tail -2 "$R/timing-$i.txt" | head -1
   done

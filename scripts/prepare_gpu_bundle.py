@@ -22,10 +22,9 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engines.train.data import read_exclude_list
 
-from engines.train.data import read_exclude_list  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WHEELS = ("av==18.1.0", "pydantic==2.14.4", "pydantic-core==2.50.5", "annotated-types==0.8.0",
           "typing-inspection==0.4.5")

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import av
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from streamer.democlip import write_demo_clip
 
-from streamer.app.democlip import write_demo_clip  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RAY = str(Path(sys.executable).with_name("ray"))
 WORKER_LINE = re.compile(r"^\s+(w\d+@\S+) node (\w+): (\d+) frames in (\d+) units", re.M)

@@ -1,6 +1,6 @@
 """docs/serve.png: the studio page in headless Chromium (Debian's), the fake camera playing the demo clip.
 
-    python scripts/serve_screenshot.py [--out docs/serve.png] [--style the-scream] [--model auto]
+    PYTHONPATH=tests python scripts/serve_screenshot.py [--out docs/serve.png] [--style the-scream] [--model auto]
 
 Uses the browser tests' helpers (tests/serve_util.py): the same `stylestream serve` subprocess (CPU) and y4m.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from serve_util import serve, write_y4m
 
-from serve_util import serve, write_y4m  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

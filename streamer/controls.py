@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from streamer.alpha import clamp_alpha
+
 ALPHA_STEP = 0.1
 ESC = 27
 
@@ -33,7 +35,7 @@ class LiveControls:
         self._lock = threading.Lock()
         self._styles = list(styles)
         self._style_index = style_index % len(self._styles) if self._styles else 0
-        self._alpha = _clamp(alpha)
+        self._alpha = clamp_alpha(alpha)
         self._smoothing = bool(smoothing)
         self._side_by_side = bool(side_by_side)
         self._hud = bool(hud)
@@ -118,7 +120,7 @@ class LiveControls:
 
     def _set_alpha(self, delta: float) -> str:
         with self._lock:
-            self._alpha = _clamp(self._alpha + delta)
+            self._alpha = clamp_alpha(self._alpha + delta)
             return f"alpha {self._alpha:.1f}"
 
     def toggle_smoothing(self) -> str:
@@ -170,11 +172,6 @@ class LiveControls:
             return {"style": self._styles[self._style_index] if self._styles else "",
                     "style_index": self._style_index, "alpha": self._alpha, "smoothing": self._smoothing,
                     "side_by_side": self._side_by_side, "hud": self._hud, "quit": self._quit}
-
-
-def _clamp(alpha: float) -> float:
-    # round so that ten steps up from 0 land on exactly 1.0, not 0.9999999999999999
-    return round(min(1.0, max(0.0, float(alpha))), 6)
 
 
 _KEYS = {

@@ -5,8 +5,8 @@
 
 - Files: bounded queues with blocking puts, so nothing is dropped and order is kept; frames are
   batched for throughput.
-- Live: the source already keeps only its newest frame, and q_in holds at most one frame that a
-  newer one replaces ("latest wins"), so the stylizer never works on a stale frame.
+- Live: the source already keeps only its newest frame, and the stylizer's input is a streamer.latest
+  holder, whose frame a newer one replaces ("latest wins"), so the stylizer never works on a stale frame.
 - The stylizer runs on the main thread, which also owns the signal handlers: the first Ctrl-C or
   SIGTERM stops reading, finishes the batch being stylized and hands every stylized frame to the
   sinks (frames read but not yet stylized are let go: the output is cut short anyway, and the user
@@ -32,6 +32,8 @@ import numpy as np
 
 from engines.errors import StylestreamError
 from streamer.frame import Frame, StreamInfo
+from streamer.latest import Closed, Latest
+from streamer.signals import on_stop_signals
 from streamer.stats import FileProgress, StatsPrinter
 from streamer.stylize import NamedStyle, StylizeStep
 from streamer.temporal import needs_reset
@@ -91,7 +93,8 @@ class StreamLoop:
         w, h = step.out_size or (source.info.width, source.info.height)
         self.out_info = StreamInfo(w, h, source.info.fps, source.info.time_base, source.info.frame_count,
                                    source.info.duration, source.info.path, source.info.live, source.info.name)
-        self.q_in: queue.Queue = queue.Queue(maxsize=1 if self.live else max(queue_size, 2 * self.batch))
+        self.q_in: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * self.batch))  # files
+        self.latest_in: Latest[Frame] = Latest()  # live
         self.q_out: queue.Queue = queue.Queue(maxsize=queue_size)
 
     # -- public -------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class StreamLoop:
         if self.error is None:
             reader = threading.Thread(target=self._guard, args=(self._reader,), name="reader", daemon=True)
             reader.start()
-            with _signals_stop(self._interrupt):
+            with on_stop_signals(self._interrupt):
                 self._guard(self._stylize_worker)
             self._put(self.q_out, _END)
             reader.join(timeout=5)
@@ -158,11 +161,15 @@ class StreamLoop:
                     break
                 self.result.frames_in += 1
                 if self.live:
-                    self.result.dropped += _replace_latest(self.q_in, frame)
+                    self.latest_in.put(frame)
+                    self.result.dropped = self.latest_in.dropped
                 elif not self._put(self.q_in, frame, until=self.stop):
                     break
         finally:
-            self._put(self.q_in, _END, until=self.stop)  # after a stop the stylizer no longer reads
+            if self.live:
+                self.latest_in.close()
+            else:
+                self._put(self.q_in, _END, until=self.stop)  # after a stop the stylizer no longer reads
 
     def _stylize_worker(self) -> None:
         batch_size = self.batch
@@ -170,7 +177,7 @@ class StreamLoop:
         while not done and not self.stop.is_set():
             frames = []
             while len(frames) < batch_size:
-                item = self._get(self.q_in, block=not frames)
+                item = self._get_input(block=not frames)
                 if item is None:
                     break
                 if item is _END:
@@ -262,6 +269,18 @@ class StreamLoop:
 
     # -- queue helpers (wake up regularly to notice a stop or an abort) -----------------------
 
+    def _get_input(self, block: bool):
+        """The next frame to stylize, _END, or None (as _get)."""
+        if not self.live:
+            return self._get(self.q_in, block)
+        while True:
+            try:
+                frame = self.latest_in.take(timeout=0.1 if block else 0)
+            except Closed:
+                return _END
+            if frame is not None or not block or self.abort.is_set() or self.stop.is_set():
+                return frame
+
     def _put(self, q: queue.Queue, item, until: threading.Event | None = None) -> bool:
         """Blocking put; False (item not queued) once `until` (default: abort) is set."""
         until = until or self.abort
@@ -281,36 +300,3 @@ class StreamLoop:
             except queue.Empty:
                 if not block or self.abort.is_set() or (q is self.q_in and self.stop.is_set()):
                     return None
-
-
-def _replace_latest(q: queue.Queue, item) -> int:
-    """Put `item`, dropping what is queued if full (live: latest wins); how many were dropped."""
-    dropped = 0
-    while True:
-        try:
-            q.put_nowait(item)
-            return dropped
-        except queue.Full:
-            try:
-                q.get_nowait()
-                dropped += 1
-            except queue.Empty:
-                pass
-
-
-class _signals_stop:
-    """SIGINT/SIGTERM call `handler(signum)` instead of raising, while the block runs (main thread only)."""
-
-    def __init__(self, handler: Callable[[int], None]):
-        self.handler = handler
-        self.previous: dict = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, lambda signum, _frame: self.handler(signum))
-        return self
-
-    def __exit__(self, *exc):
-        for sig, prev in self.previous.items():
-            signal.signal(sig, prev)

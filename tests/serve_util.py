@@ -54,7 +54,7 @@ def _readline(proc: subprocess.Popen, timeout: float) -> str:
 
 def write_y4m(path: Path, frames: int = 30, width: int = 320, height: int = 180, fps: int = 15) -> Path:
     """A y4m of the generated demo clip (what Chromium's fake camera plays, looping)."""
-    from streamer.app.democlip import render_frame
+    from streamer.democlip import render_frame
 
     with open(path, "wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())

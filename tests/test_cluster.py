@@ -26,10 +26,11 @@ from conftest import error_lines, write_video
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'stylestream[ray]'")
 
-from streamer.app.config import StreamConfig  # noqa: E402
-from streamer.app.run import Interrupted, run_convert  # noqa: E402
+from streamer.app.run import run_convert  # noqa: E402
 from streamer.cluster.driver import run_ray_convert  # noqa: E402
 from streamer.cluster.plan import plan_file  # noqa: E402
+from streamer.config import StreamConfig  # noqa: E402
+from streamer.pipeline import Interrupted  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)  # Ray start-up, the reference conversion: minutes on a busy 2-core machine
 WARMUP = 8

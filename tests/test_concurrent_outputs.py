@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from conftest import error_lines, stylestream, stylestream_popen
 
-from streamer.sinks.video_file import VideoFileSink, stale_partials
+from streamer.partial_files import stale_partials
+from streamer.sinks.video_file import VideoFileSink
 
 
 def frame_count(path: Path) -> int:

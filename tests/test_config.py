@@ -4,7 +4,7 @@ import pytest
 from conftest import error_lines
 
 from engines.errors import ConfigError
-from streamer.app.config import load_config
+from streamer.config import load_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

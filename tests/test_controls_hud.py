@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from streamer.controls import ESC, LiveControls
-from streamer.sinks.hud import HudStats, draw_hud, side_by_side
+from streamer.side_by_side import side_by_side
+from streamer.sinks.hud import HudStats, draw_hud
 
 STYLES = ["starry-night", "the-scream", "udnie"]
 

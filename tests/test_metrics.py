@@ -1,13 +1,9 @@
 """The grid (checkerboard) measure of benchmarks/quality.py on pictures made in the test."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from metrics import grid_energy  # noqa: E402
+from benchmarks.metrics import grid_energy
 
 
 def _flat_with_noise(h=96, w=128, seed=0) -> np.ndarray:

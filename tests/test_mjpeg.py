@@ -121,7 +121,7 @@ def test_stream_delivers_written_frames_in_order(sink):
 def test_two_clients_share_one_encode_per_frame(sink, monkeypatch):
     encodes = []
     real = cv2.imencode
-    monkeypatch.setattr(mjpeg.cv2, "imencode", lambda *a, **k: encodes.append(1) or real(*a, **k))
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: encodes.append(1) or real(*a, **k))
     with connect(sink.url) as r1, connect(f"http://127.0.0.1:{sink.port}/") as r2:
         p1, p2 = Part(r1), Part(r2)
         wait_clients(sink, 2)

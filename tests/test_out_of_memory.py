@@ -15,8 +15,8 @@ import torch
 from engines.backends.torch_backend import TorchEngine
 from engines.errors import OutOfMemory
 from engines.presets import load_preset
-from streamer.app.config import StreamConfig
-from streamer.app.run import build_loop
+from streamer.config import StreamConfig
+from streamer.pipeline import build_loop
 from streamer.sinks.video_file import VideoFileSink
 from streamer.sources.video_file import VideoFileSource
 from streamer.stylize import StylizeStep

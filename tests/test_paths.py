@@ -4,7 +4,7 @@ import pytest
 
 from engines.errors import InputError, OutputError
 from streamer.app.images_cmd import plan_outputs
-from streamer.app.run import plan_conversions
+from streamer.convert import plan_conversions
 
 
 def touch(path):

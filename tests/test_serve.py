@@ -91,7 +91,7 @@ def test_stylized_round_trip_uploads_and_limits(server):
     import av
     from aiortc import VideoStreamTrack
 
-    from streamer.app.democlip import render_frame
+    from streamer.democlip import render_frame
 
     source = render_frame(1.0, 160, 90)
 
@@ -257,7 +257,7 @@ def test_latency_benchmark_markers_and_matching():
     shown frame is matched with the latest drawing of its number (never one a wrap-around ago)."""
     import importlib.util
 
-    from streamer.app.democlip import render_frame
+    from streamer.democlip import render_frame
 
     spec = importlib.util.spec_from_file_location("serve_latency", ROOT / "benchmarks/serve_latency.py")
     bench = importlib.util.module_from_spec(spec)

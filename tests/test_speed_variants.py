@@ -82,11 +82,7 @@ def test_bench_times_variants_side_by_side():
 
 
 def test_profile_table_groups_the_kernels(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import profile_gpu
+    from benchmarks import profile_gpu
 
     assert profile_gpu.main(["--models", "full", "--size", "48x32", "--device", "cpu", "--precision", "fp32",
                              "--iters", "1", "--warmup", "0", "--out", str(tmp_path)]) == 0
@@ -113,7 +109,7 @@ def test_stage_times_add_up_per_thread():
 @pytest.mark.slow
 def test_convert_hook_reports_presets_and_every_stage(graph, tmp_path):
     """A generated clip with audio through the real convert path (PyAV in and out, smoothing on)."""
-    from streamer.app.run import convert_timing_hook
+    from streamer.convert_timing import convert_timing_hook
 
     engine = TorchEngine(graph, device="cpu", precision="fp32")
     hook = convert_timing_hook("64x48", 0.5, tmp_path, presets=("ultrafast", "medium"))

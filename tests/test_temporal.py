@@ -395,7 +395,7 @@ def test_settings_are_validated_with_a_message():
 
 
 def test_settings_are_the_config_section():
-    from streamer.app.config import load_config
+    from streamer.config import load_config
 
     s = load_config(None).temporal
     assert s == TemporalSettings()  # one set of defaults: the config's are the smoother's

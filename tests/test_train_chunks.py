@@ -147,8 +147,14 @@ def test_lite_trains_with_the_regulariser(dataset, tmp_path):  # noqa: F811
 
 
 def test_cli_takes_the_new_options():
-    from engines.train.__main__ import parser
+    from types import SimpleNamespace
 
-    a = parser().parse_args(["--content", "c", "--style", "s", "--temporal-weight", "2", "--compile",
-                             "max-autotune", "--lr-scaling", "sqrt", "--batch-size", "32"])
+    from typer.main import get_command
+
+    from streamer.app.cli import app
+
+    train_cli = get_command(app).commands["train"]
+    a = SimpleNamespace(**train_cli.make_context("train", [
+        "--content", "c", "--style", "s", "--temporal-weight", "2", "--compile", "max-autotune", "--lr-scaling",
+        "sqrt", "--batch-size", "32"]).params)
     assert (a.temporal_weight, a.compile, a.lr_scaling, a.batch_size) == (2.0, "max-autotune", "sqrt", 32)

@@ -18,8 +18,9 @@ import pytest
 
 from engines.errors import OutputError
 from streamer.frame import Frame, StreamInfo
+from streamer.partial_files import describe_os_error
 from streamer.sinks import Sink
-from streamer.sinks.video_file import VideoFileSink, describe_os_error
+from streamer.sinks.video_file import VideoFileSink
 from streamer.sources.video_file import VideoFileSource
 
 ROOT = Path(__file__).resolve().parents[1]

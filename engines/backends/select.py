@@ -1,6 +1,6 @@
 """Which backends are present, which one `auto` means here, and building an engine by name.
 
-The `auto` rule (measured, not guessed; numbers from `python benchmarks/speed.py`, in
+The `auto` rule (measured, not guessed; numbers from `python -m benchmarks.speed`, in
 benchmarks/results/):
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same

@@ -1,10 +1,19 @@
 """Decoder training (Huang & Belongie 2017): data, losses, loop, checkpoints, export.
 
-Imports only torch, numpy, safetensors and OpenCV or PIL (torchvision and rich are optional) so it runs on
-a bare GPU machine: `python -m engines.train --content DIR --style DIR --out DIR`.
+Imports only torch, numpy, safetensors and OpenCV or PIL (torchvision and rich are optional). The command
+is `stylestream train --content DIR --style DIR --out DIR` (streamer/app/train_cmd.py). The names below are
+imported on first use, so that the command line can read TrainOptions' defaults without loading torch.
 """
 
-from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
-from engines.train.loop import TrainOptions, train
+from importlib import import_module
 
-__all__ = ["TrainOptions", "train", "export_weights", "load_checkpoint", "save_checkpoint"]
+_WHERE = {"TrainOptions": "engines.train.options", "train": "engines.train.loop",
+          "export_weights": "engines.train.checkpoint", "load_checkpoint": "engines.train.checkpoint",
+          "save_checkpoint": "engines.train.checkpoint"}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'engines.train' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-"""The application around the stream: the command line (cli), the YAML config (config), building and
-running a stream from it (run), the image command (images_cmd), the demo and its clip, output naming
-(paths). Nothing below streamer/ imports from here."""
+"""The application: the command line (cli) and its commands (run: convert and live, images_cmd, demo).
+Nothing below streamer/ imports from here; what the commands share lives beside it (streamer.config,
+streamer.pipeline, streamer.convert)."""

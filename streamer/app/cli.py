@@ -14,8 +14,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from engines.errors import StylestreamError
+from streamer.alpha import ALPHA_MAX, ALPHA_MIN
+from streamer.app.train_cmd import train as train_command
+from streamer.cluster import DEFAULT_ADDRESS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time style transfer for video (AdaIN): live preview, file conversion, "
@@ -26,7 +30,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="YAML con
 StyleOpt = Annotated[list[str] | None, typer.Option("--style", "-s",
                      help="style: preset name (see `stylestream styles`), image file or .safetensors code; repeat")]
 WeightsOpt = Annotated[str | None, typer.Option("--style-weights", help="blend weights, e.g. 0.7,0.3")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="style strength 0..1")]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", "-a", min=ALPHA_MIN, max=ALPHA_MAX,
+                     help=f"style strength {ALPHA_MIN:g}..{ALPHA_MAX:g}")]
 SizeOpt = Annotated[int | None, typer.Option("--size", min=0, help="shorter side the network sees; 0 = native")]
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | torch | onnxruntime | tensorrt")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda")]
@@ -100,8 +105,8 @@ def image(
     verbose: VerboseOpt = False,
 ):
     """Stylize still images."""
-    from streamer.app.config import load_config
     from streamer.app.images_cmd import ImageJob, run_image_job
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     if method not in ("adain", "gatys") or optimizer not in ("lbfgs", "adam"):
@@ -117,7 +122,21 @@ def image(
         err.print(f"wrote {path}", soft_wrap=True)
 
 
-@app.command()
+class RayAddressOptional(TyperCommand):
+    """`convert`, whose `--ray` may come without an address (alone, last or before another option): it then
+    means DEFAULT_ADDRESS. The parser in typer has no options with an optional value, so the command fills it
+    in before parsing its own arguments."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        filled = []
+        for i, arg in enumerate(args):
+            filled.append(arg)
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                filled.append(DEFAULT_ADDRESS)
+        return super().parse_args(ctx, filled)
+
+
+@app.command(cls=RayAddressOptional)
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="video files or folders of videos")],
     output: Annotated[Path, typer.Option("-o", "--output", help="output video (one input) or folder")],
@@ -137,9 +156,9 @@ def convert(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Convert video files (every frame, in order, audio copied)."""
-    from streamer.app.config import load_config
     from streamer.app.run import run_convert
     from streamer.cluster import convert_command, ray_overrides
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     cfg = load_config(config, _stream_overrides(
@@ -167,8 +186,8 @@ def live(
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
     """Stylize a live source (webcam, stream, or a file played as a camera)."""
-    from streamer.app.config import load_config
     from streamer.app.run import run_live
+    from streamer.config import load_config
 
     _setup_logging(verbose)
     over = _stream_overrides(
@@ -204,15 +223,17 @@ def serve(
 ):
     """A browser studio: your webcam (or the server's source) stylized over WebRTC, with live controls."""
     try:
+        from streamer.config import validated
         from streamer.serve.command import ServeOptions, run_serve
     except ImportError as e:
         raise StylestreamError(f"serve needs the serve extra ({e.name} is missing): "
                                "pip install 'stylestream[serve]'") from None
 
     _setup_logging(verbose)
-    run_serve(ServeOptions(host=host, port=port, cert=cert, key=key, source=source, style=style, size=size,
-                           max_sessions=max_sessions, allow_origins=allow_origin or [], backend=backend,
-                           device=device, precision=precision, decoder=decoder, model=model))
+    engine = {"backend": backend, "device": device, "precision": precision, "decoder": decoder, "model": model}
+    run_serve(validated(ServeOptions, {
+        "host": host, "port": port, "cert": cert, "key": key, "source": source, "style": style, "size": size,
+        "max_sessions": max_sessions, "allow_origins": allow_origin or [], "engine": engine}))
 
 
 @app.command()
@@ -279,7 +300,7 @@ def bench(
     from engines.bench import BenchSettings, bench_options, parse_resolutions, parse_variants, run_bench
     from engines.bench_output import print_table, write_result
     from engines.devices import resolve_device
-    from streamer.app.run import convert_timing_hook
+    from streamer.convert_timing import convert_timing_hook
 
     _setup_logging(verbose)
     settings = BenchSettings(
@@ -338,31 +359,10 @@ def build_engine_command(
         err.print(f"engine {path}", soft_wrap=True)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             add_help_option=False)
-def train(ctx: typer.Context):
-    """Train the AdaIN decoder (see `stylestream train --help`)."""
-    from engines.train.__main__ import main as train_main
-
-    code = train_main(list(ctx.args))  # one option parser, shared with `python -m engines.train`
-    raise typer.Exit(code)
-
-
-def _optional_value(args: list[str], option: str, value: str) -> list[str]:
-    """`option` given without a value (last, or before another option) gets `value` (click in typer has no
-    optional option values)."""
-    out = []
-    for i, arg in enumerate(args):
-        out.append(arg)
-        if arg == option and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            out.append(value)
-    return out
+app.command("train")(train_command)  # its options are in their own module: one per TrainOptions field
 
 
 def main() -> None:
-    from streamer.cluster import DEFAULT_ADDRESS
-
-    sys.argv[1:] = _optional_value(sys.argv[1:], "--ray", DEFAULT_ADDRESS)
     try:
         code = app(standalone_mode=False)  # usage errors come here too, to be printed as one line
     except StylestreamError as e:

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
-from streamer.app.config import load_config
-from streamer.app.democlip import write_demo_clip
+from streamer.config import load_config
+from streamer.democlip import write_demo_clip
 
 log = logging.getLogger(__name__)
 DEMO_STYLES = ["starry-night"]
@@ -24,7 +24,8 @@ DEMO_CLIP = {"cpu": {"seconds": 2.0, "fps": 12, "width": 256, "height": 144},
 def run_demo(folder: Path, styles: list[str] | None = None, device: str | None = None,
              config: Path | None = None, model: str | None = None) -> Path:
     """The demo; a config (-c) may set the engine, style and smoothing, the clip stays built in."""
-    from streamer.app.run import build_engine, build_styles, convert_one, interrupted
+    from streamer.convert import convert_one, interrupted
+    from streamer.pipeline import build_engine, build_styles
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,7 @@ def run_demo(folder: Path, styles: list[str] | None = None, device: str | None =
     if device or model:
         overrides["engine"] = {k: v for k, v in (("device", device), ("model", model)) if v}
     cfg = load_config(config, overrides)
-    engine = build_engine(cfg)
+    engine = build_engine(cfg.engine)
     named = build_styles(cfg, engine)
     clip = write_demo_clip(folder / "demo-input.mp4", **DEMO_CLIP["cpu" if engine.device.type == "cpu" else "gpu"])
     out = folder / "demo-stylized.mp4"

@@ -27,7 +27,7 @@ from engines.images import (
 from engines.presets import resolve_style
 from engines.progress import progress_bar
 from engines.still import stylize_still
-from streamer.app.paths import pair_outputs
+from streamer.paths import pair_outputs
 
 
 @dataclass

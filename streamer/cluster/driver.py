@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from engines.errors import InputError, OutputError
-from streamer.app.config import RayConfig, StreamConfig
-from streamer.app.run import plan_conversions
 from streamer.cluster.plan import FilePlan, plan_file
 from streamer.cluster.scheduler import ClusterSummary, RayUnavailable, Scheduler
+from streamer.config import RayConfig, StreamConfig
+from streamer.convert import plan_conversions
 from streamer.sinks.video_file import VideoFileSink
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import av
 from engines.errors import OutputError
 from engines.files import temp_beside
 from streamer.cluster.plan import FilePlan
+from streamer.partial_files import describe_os_error, partial_tag
 from streamer.sinks.audio import CopiedStreams
 from streamer.sinks.encoder import CONTAINERS
-from streamer.sinks.video_file import describe_os_error, partial_tag
 from streamer.sources.video_file import VideoFileSource
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,8 @@ import json
 import sys
 import time
 
+from engines.progress import progress_bar
+
 
 class ClusterProgress:
     def __init__(self, total: int, stats: bool, bar: bool = True):
@@ -22,12 +24,8 @@ class ClusterProgress:
         self.bar = self._bar() if bar else None
 
     def _bar(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("ray"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} fps"),
-                       TimeRemainingColumn(), TextColumn("{task.fields[workers]}"), console=Console(stderr=True))
-        self.task = bar.add_task("frames", total=self.total, fps="-", workers="")
+        bar = progress_bar("{task.fields[fps]} fps", "{task.fields[workers]}", stderr=True)
+        self.task = bar.add_task("ray", total=self.total, fps="-", workers="")
         bar.start()
         return bar
 

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engines.errors import OutputError, StylestreamError
-from streamer.app.config import RayConfig, StreamConfig
-from streamer.app.run import Interrupted
 from streamer.cluster.plan import FilePlan, segment_complete
 from streamer.cluster.progress import ClusterProgress
-from streamer.sinks.video_file import glob_escape
+from streamer.config import RayConfig, StreamConfig
+from streamer.partial_files import glob_escape
+from streamer.pipeline import Interrupted
+from streamer.signals import on_stop_signals, raise_keyboard_interrupt
 
 log = logging.getLogger(__name__)
 RESTART_PROBE_S = 1.0
@@ -100,7 +99,7 @@ class Scheduler:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> None:
-        stop = _KeyboardInterruptOnSigterm()
+        stop = on_stop_signals(raise_keyboard_interrupt)
         try:
             with stop:
                 self._start_workers()
@@ -279,24 +278,3 @@ class Scheduler:
                 leftovers += [*plan.parts_dir.glob(".*.partial*"), *plan.parts_dir.glob(".*.lock")]
             for path in leftovers:
                 path.unlink(missing_ok=True)
-
-
-class _KeyboardInterruptOnSigterm:
-    """SIGTERM raises KeyboardInterrupt as Ctrl-C does (main thread only); `signum` says which came."""
-
-    def __init__(self):
-        self.signum = signal.SIGINT
-        self.previous = None
-
-    def _handler(self, signum, _frame):
-        self.signum = signum
-        raise KeyboardInterrupt
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)

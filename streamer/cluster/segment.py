@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from engines.errors import InputError
-from streamer.app.run import build_loop, build_smoother
 from streamer.cluster.plan import FilePlan, Segment
 from streamer.frame import Frame
+from streamer.pipeline import build_loop, build_smoother
 from streamer.sinks import Sink
 from streamer.sinks.video_file import VideoFileSink
 from streamer.sources import Source

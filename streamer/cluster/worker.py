@@ -34,10 +34,10 @@ class ConvertWorker:
             torch.set_num_threads(cpu_threads)
             cv2.setNumThreads(cpu_threads)
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        from streamer.app.run import build_engine, build_styles
+        from streamer.pipeline import build_engine, build_styles
 
         self.cfg = cfg
-        self.engine = build_engine(cfg)
+        self.engine = build_engine(cfg.engine)
         self.styles = build_styles(cfg, self.engine)
         self.node = ray.get_runtime_context().get_node_id()
 

@@ -28,8 +28,10 @@ from aiohttp import WSMsgType, web
 from engines.backends.base import STYLE_SIZE
 from engines.errors import InputError, StylestreamError
 from engines.presets import load_preset, preset_names
+from streamer.alpha import check_alpha
+from streamer.mjpeg import stream as stream_mjpeg
 from streamer.serve.security import Guard
-from streamer.serve.studio import JPEG_QUALITY, Session, Studio, StudioFull
+from streamer.serve.studio import Session, Studio, StudioFull
 
 log = logging.getLogger(__name__)
 
@@ -128,23 +130,7 @@ def _shrink(rgb, shorter: int = 2 * STYLE_SIZE):
 
 async def mjpeg(request: web.Request) -> web.StreamResponse:
     """The tab's stylized frames as multipart JPEG, newest first (a slow viewer skips frames)."""
-    session = _session(request)
-    response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame",
-                                           "Cache-Control": "no-store"})
-    await response.prepare(request)
-    seq = -1
-    try:
-        while not session.closed:
-            if session.output is None or session.output_seq == seq:
-                await session.output_event.wait()
-                continue
-            seq, image = session.output_seq, session.output
-            ok, jpeg = await asyncio.to_thread(cv2.imencode, ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            await response.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
-                                 + jpeg.tobytes() + b"\r\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    return response
+    return await stream_mjpeg(request, _session(request).output)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -195,10 +181,7 @@ async def _handle(studio: Studio, session: Session, msg: dict) -> dict | None:
             else:
                 changes["style"], changes["code"] = name, load_preset(name)  # InputError lists the presets
         if "alpha" in msg:
-            alpha = float(msg["alpha"])
-            if not 0 <= alpha <= 1:
-                raise InputError(f"strength must be 0..1, got {alpha}")
-            changes["alpha"] = alpha
+            changes["alpha"] = check_alpha(float(msg["alpha"]))
         for flag in ("preserve_color", "smooth", "side_by_side"):
             if flag in msg:
                 changes[flag] = bool(msg[flag])
@@ -211,7 +194,7 @@ async def _answer(studio: Studio, session: Session, msg: dict) -> dict:
     """WebRTC signalling: the tab's offer in, the answer (with every ICE candidate: no trickle) out."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
-    from streamer.serve.track import LatestFrame, StylizedTrack
+    from streamer.serve.track import BrowserFrames, StylizedTrack
 
     if session.pc is not None:
         raise InputError("this tab is already connected; reload the page to start again")
@@ -232,7 +215,7 @@ async def _answer(studio: Studio, session: Session, msg: dict) -> dict:
         if source == "browser":
             if not incoming:
                 raise InputError("the offer has no video track: allow the camera, or choose the server's source")
-            track = StylizedTrack(studio, session, browser=LatestFrame(incoming[0]))
+            track = StylizedTrack(studio, session, browser=BrowserFrames(incoming[0]))
         else:
             track = StylizedTrack(studio, session, hub=studio.source_hub)
         pc.addTrack(track)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import Field
 
 from engines.errors import ConfigError
 from engines.presets import load_preset
+from streamer.config import EngineConfig, Strict
+from streamer.pipeline import build_engine
 from streamer.serve.app import make_app
 from streamer.serve.security import Guard, exposure_warning, new_token, ssl_context
 from streamer.serve.studio import SourceHub, Studio
@@ -19,22 +21,19 @@ from streamer.serve.studio import SourceHub, Studio
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ServeOptions:
+class ServeOptions(Strict):
+    """What `stylestream serve` is told; its engine settings are the config's (streamer.config.EngineConfig)."""
+
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = Field(default=8765, ge=0, le=65535)
     cert: Path | None = None
     key: Path | None = None
     source: str | None = None          # the server's own source (camera index, file, URL), offered beside the tab's
     style: str | None = None           # preset a new tab starts with
-    size: int = 360                    # shorter side the network sees
-    max_sessions: int = 4
-    backend: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    decoder: Path | None = None
-    model: str = "auto"                # full | lite | auto (engines/models.py)
-    allow_origins: list[str] = field(default_factory=list)
+    size: int = Field(default=360, ge=0)  # shorter side the network sees
+    max_sessions: int = Field(default=4, ge=1)
+    engine: EngineConfig = Field(default_factory=EngineConfig)  # model auto: lite on a CPU, full on a GPU
+    allow_origins: list[str] = Field(default_factory=list)
     token: str | None = None           # default: a new random one per run
 
 
@@ -61,20 +60,14 @@ def _urls(host: str, port: int, scheme: str, token: str) -> list[str]:
 
 
 def build_studio(options: ServeOptions) -> Studio:
-    from engines.backends import create_engine
     from streamer.sources import open_source
 
-    if options.max_sessions < 1:
-        raise ConfigError("--max-sessions must be at least 1")
     default_style = options.style or "starry-night"
     load_preset(default_style)  # an unknown name fails now, with the list of presets
     hub = SourceHub(open_source(options.source, live=True)) if options.source else None
     # auto: the lite model on a CPU, the full one on a GPU (engines/models.py); 16:9 frames at --size
     frame_pixels = options.size * options.size * 16 // 9 if options.size else None
-    engine = create_engine(options.backend, device=options.device, precision=options.precision,
-                           decoder=str(options.decoder) if options.decoder else None, model=options.model,
-                           job="serve", frame_pixels=frame_pixels)
-    log.info("engine: %s", engine.describe_model())
+    engine = build_engine(options.engine, "serve", frame_pixels)
     return Studio(engine, size=options.size, max_sessions=options.max_sessions, default_style=default_style,
                   source_hub=hub)
 

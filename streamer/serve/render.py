@@ -1,17 +1,18 @@
 """One frame through the shared engine with one tab's settings. Runs on the studio's engine thread only.
 
 The stream loop's own stylize step (streamer.stylize.StylizeStep: upload, resize on the device, the network,
-colour preservation, the tab's temporal smoother), then the original beside it if the tab asks for that.
+colour preservation, the tab's temporal smoother), then the original beside it (streamer.side_by_side) if the
+tab asks for that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from engines.adain import StyleCode
+from streamer.side_by_side import side_by_side
 from streamer.stylize import StylizeStep, output_size
 
 
@@ -35,7 +36,4 @@ def render(step: StylizeStep, image: np.ndarray, state: StyleState, size: int) -
     w, h = output_size(image.shape[1], image.shape[0], size)
     step.out_size, step.preserve_color = (w, h), state.preserve_color
     out = np.ascontiguousarray(step([image], state.code, state.alpha)[0])
-    if state.side_by_side:
-        original = image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        out = np.hstack([original, out])
-    return out
+    return side_by_side(image, out) if state.side_by_side else out

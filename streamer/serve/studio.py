@@ -24,6 +24,8 @@ from engines.adain import StyleCode
 from engines.backends.base import Engine
 from engines.errors import StylestreamError
 from engines.presets import load_preset, preset_names
+from streamer.latest import Closed, Latest
+from streamer.mjpeg import JpegFeed
 from streamer.serve.render import StyleState, render
 from streamer.stylize import StylizeStep
 from streamer.temporal import TemporalSmoother
@@ -50,9 +52,7 @@ class Session:
         self.closed = False
         self.frames_out: deque[float] = deque(maxlen=240)   # monotonic time of each frame sent
         self.server_ms: deque[float] = deque(maxlen=60)     # frame arrival -> stylized, per frame
-        self.output: np.ndarray | None = None                # the newest stylized frame (MJPEG for OBS)
-        self.output_seq = 0
-        self.output_event = asyncio.Event()
+        self.output = JpegFeed(JPEG_QUALITY)                 # its stylized frames, as MJPEG for OBS
         self._restart_smoother = False
 
     def update(self, **changes) -> None:
@@ -79,10 +79,7 @@ class Session:
         now = time.monotonic()
         self.frames_out.append(now)
         self.server_ms.append((now - arrived) * 1000)
-        self.output = image
-        self.output_seq += 1
-        self.output_event.set()
-        self.output_event = asyncio.Event()
+        self.output.put(image)
 
     def fps(self, window: float = 5.0) -> float:
         now = time.monotonic()
@@ -131,13 +128,12 @@ class Studio:
         if self.sessions.pop(session.id, None) is None:
             return
         session.closed = True
-        session.output_event.set()  # wakes an MJPEG viewer, which then ends
+        session.output.close()  # an MJPEG viewer's stream ends
         if session.pc is not None:
             await session.pc.close()
         session.pc = None
         session.step = None
         session.uploads.clear()
-        session.output = None
         log.info("session %s closed (%d left)", session.id, len(self.sessions))
 
     # -- work on the engine thread --------------------------------------------------------------
@@ -161,7 +157,7 @@ class Studio:
         return self._thumbnails[name]
 
     def _make_thumbnail(self, name: str) -> bytes:
-        from streamer.app.democlip import render_frame
+        from streamer.democlip import render_frame
 
         w, h = THUMB_SIZE
         state = StyleState(name, load_preset(name), smooth=False)
@@ -181,29 +177,28 @@ class SourceHub:
     def __init__(self, source):
         self.source = source
         self.name = source.info.name
-        self.latest: tuple[int, float, np.ndarray] | None = None  # (sequence, monotonic arrival, BGR)
+        self.latest: Latest[tuple[float, np.ndarray]] = Latest()  # (monotonic arrival, BGR)
         self.error: str | None = None
         self._thread = threading.Thread(target=self._read, name="server-source", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        seq = 0
         try:
             with self.source:
                 for frame in self.source:
-                    seq += 1
-                    self.latest = (seq, time.monotonic(), frame.image)
+                    self.latest.put((time.monotonic(), frame.image))
         except StylestreamError as e:
             self.error = str(e)
             log.error("server source: %s", e)
+            self.latest.close()
 
     async def next_after(self, seq: int) -> tuple[int, float, np.ndarray]:
-        """The newest frame after sequence `seq` (waits for one; polled: the reader is a plain thread)."""
-        while self.latest is None or self.latest[0] <= seq:
-            if self.error is not None:
-                raise StylestreamError(f"the server's source stopped: {self.error}")
-            await asyncio.sleep(0.005)
-        return self.latest
+        """(sequence, monotonic arrival, BGR) of the newest frame after sequence `seq` (waits for one)."""
+        try:
+            seq, (arrived, image) = await self.latest.after_async(seq)
+        except Closed:
+            raise StylestreamError(f"the server's source stopped: {self.error}") from None
+        return seq, arrived, image
 
     def close(self) -> None:
         self.source.stop()

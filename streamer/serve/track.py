@@ -17,46 +17,37 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from streamer.latest import Closed, Latest
 from streamer.serve.studio import Session, SourceHub, Studio
 
 log = logging.getLogger(__name__)
 VIDEO_CLOCK = Fraction(1, 90000)
 
 
-class LatestFrame:
-    """The newest frame of a browser track, taken by a pump task as fast as the track delivers."""
+class BrowserFrames:
+    """The newest frame of a browser track (streamer.latest), taken by a pump task as fast as the track
+    delivers."""
 
     def __init__(self, track: MediaStreamTrack):
         self.track = track
-        self.frame: av.VideoFrame | None = None
-        self.arrived = 0.0
-        self.ended = False
-        self.skipped = 0
-        self._new = asyncio.Event()
+        self.latest: Latest[tuple[av.VideoFrame, float]] = Latest()  # (frame, monotonic arrival)
         self._task = asyncio.ensure_future(self._pump())
 
     async def _pump(self) -> None:
         try:
             while True:
                 frame = await self.track.recv()
-                if self.frame is not None:
-                    self.skipped += 1
-                self.frame, self.arrived = frame, time.monotonic()
-                self._new.set()
+                self.latest.put((frame, time.monotonic()))
         except MediaStreamError:
             pass
         finally:
-            self.ended = True
-            self._new.set()
+            self.latest.close()
 
     async def take(self) -> tuple[av.VideoFrame, float]:
-        while self.frame is None:
-            if self.ended:
-                raise MediaStreamError
-            self._new.clear()
-            await self._new.wait()
-        frame, self.frame = self.frame, None
-        return frame, self.arrived
+        try:
+            return await self.latest.take_async()
+        except Closed:
+            raise MediaStreamError from None
 
     def stop(self) -> None:
         self._task.cancel()
@@ -65,7 +56,7 @@ class LatestFrame:
 class StylizedTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, studio: Studio, session: Session, browser: LatestFrame | None = None,
+    def __init__(self, studio: Studio, session: Session, browser: BrowserFrames | None = None,
                  hub: SourceHub | None = None):
         super().__init__()
         self.studio = studio

@@ -1,4 +1,4 @@
-"""Heads-up display for live previews: a text box, the side-by-side view, and rolling fps/latency."""
+"""Heads-up display for live previews: a text box and rolling fps/latency."""
 
 from __future__ import annotations
 
@@ -42,20 +42,6 @@ def draw_hud(image: np.ndarray, lines: list[str]) -> np.ndarray:
             cv2.putText(out, s, org, _FONT, scale, _SHADOW, thick + 1, cv2.LINE_AA)
         cv2.putText(out, s, org, _FONT, scale, _TEXT, thick, cv2.LINE_AA)
     return out
-
-
-def side_by_side(original: np.ndarray | None, stylized: np.ndarray) -> np.ndarray:
-    """The original (resized to the stylized height, aspect kept) left of the stylized image."""
-    if original is None:
-        return stylized
-    h = stylized.shape[0]
-    oh, ow = original.shape[:2]
-    if original.ndim == 2:
-        original = cv2.cvtColor(original, cv2.COLOR_GRAY2BGR)
-    if oh != h:
-        w = max(1, round(ow * h / oh))
-        original = cv2.resize(original, (w, h), interpolation=cv2.INTER_AREA if oh > h else cv2.INTER_LINEAR)
-    return np.concatenate([original[..., :3], stylized], axis=1)
 
 
 class HudStats:

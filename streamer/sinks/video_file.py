@@ -17,11 +17,9 @@ close are one transaction and read best together; codec choice and audio live be
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
-import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 from engines.errors import OutputError
 from engines.files import OutputLock, busy_error, temp_beside
 from streamer.frame import Frame, StreamInfo
+from streamer.partial_files import describe_os_error, partial_tag, stale_partials
 from streamer.sinks import Sink
 from streamer.sinks.audio import CopiedStreams
 from streamer.sinks.encoder import CONTAINERS, alternatives, choose_codec, encoder_options, needs_even
@@ -39,55 +38,6 @@ from streamer.sinks.encoder import CONTAINERS, alternatives, choose_codec, encod
 log = logging.getLogger(__name__)
 
 TIME_BASE_FALLBACK = Fraction(1, 90000)  # for sources without pts (cameras, URLs): Frame.time in this unit
-
-def partial_tag() -> str:
-    """The start of this process's partial files' names (after ".STEM."): the pid says whose they are."""
-    return f"partial-{os.getpid()}-"
-
-
-def stale_partials(path: Path) -> list[Path]:
-    """Partial files of `path` left by runs that are no longer alive (also the old ".STEM.partial.EXT")."""
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.partial(?:-(\d+)-[A-Za-z0-9_]+)?{re.escape(path.suffix)}")
-    found = []
-    for p in path.parent.glob(f".{glob_escape(path.stem)}.partial*"):
-        m = pattern.fullmatch(p.name)
-        if m and p.is_file() and not (m.group(1) and pid_alive(int(m.group(1)))):
-            found.append(p)
-    return found
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?[])", r"[\1]", text)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
-def describe_os_error(e: OSError, path: Path) -> str:
-    """One line for a failed write, saying what to do."""
-    code = e.errno
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return f"Disk full while writing {path}: free some space or write to another disk"
-    if code == errno.EFBIG:
-        return f"{path} grew larger than this file system (or a file size limit) allows; write elsewhere"
-    if code in (errno.EACCES, errno.EPERM):
-        return f"Cannot write {path}: permission denied; choose a folder you can write to"
-    if code == errno.EROFS:
-        return f"Cannot write {path}: the file system is read-only; choose another folder"
-    if code in (errno.ENOTDIR, errno.ENOENT):
-        return f"Cannot write {path}: {path.parent} is not a folder that can be created"
-    reason = (getattr(e, "strerror", None) or str(e)).splitlines()[0]
-    return f"Cannot write {path}: {reason}"
-
 
 class VideoFileSink(Sink):
     """Writes the stylized frames to `path` (.mp4, .m4v, .mov, .mkv, .webm).

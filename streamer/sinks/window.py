@@ -30,9 +30,10 @@ from engines.errors import OutputError
 from engines.images import save_image
 from streamer.controls import HELP, LiveControls
 from streamer.frame import Frame, StreamInfo
+from streamer.side_by_side import side_by_side
 from streamer.sinks import Sink
 from streamer.sinks.display import NO_DISPLAY, check_display
-from streamer.sinks.hud import HudStats, draw_hud, side_by_side
+from streamer.sinks.hud import HudStats, draw_hud
 
 log = logging.getLogger(__name__)
 

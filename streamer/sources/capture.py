@@ -13,6 +13,7 @@ import numpy as np
 
 from engines.errors import InputError
 from streamer.frame import Frame, StreamInfo
+from streamer.latest import Closed, Latest
 from streamer.sources import Source
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,9 @@ class LiveCaptureSource(Source):
         self._open_capture = open_capture
         self.backoff = backoff
         self.missing = missing
-        self._cond = threading.Condition()
-        self._latest: Frame | None = None
+        self._latest: Latest[Frame] = Latest()
         self._thread: threading.Thread | None = None
         self.frames_read = 0
-        self.dropped = 0
         self.reconnects = 0
         self.status = "starting"
         self._cap = self._try_open()
@@ -67,15 +66,15 @@ class LiveCaptureSource(Source):
             return None
         return cap
 
+    @property
+    def dropped(self) -> int:
+        """Frames a newer one replaced before the consumer took them."""
+        return self._latest.dropped
+
     def _publish(self, img: np.ndarray) -> None:
         now = time.monotonic()
-        with self._cond:
-            if self._latest is not None:
-                self.dropped += 1  # the consumer never took it: a newer one replaces it
-            self._latest = Frame(index=self.frames_read, pts=None, time=now - self._start, captured=now,
-                                 image=img)
-            self.frames_read += 1
-            self._cond.notify_all()
+        self._latest.put(Frame(index=self.frames_read, pts=None, time=now - self._start, captured=now, image=img))
+        self.frames_read += 1
 
     def open(self) -> Self:
         if self._thread is None and not self.stopped:
@@ -115,16 +114,15 @@ class LiveCaptureSource(Source):
             if cap is not None:
                 cap.release()
             self._cap = None
-            with self._cond:
-                self._cond.notify_all()
+            self._latest.close()
 
     def __iter__(self) -> Iterator[Frame]:
         self.open()
         while not self.stopped:
-            with self._cond:
-                if self._latest is None:
-                    self._cond.wait(timeout=0.1)
-                frame, self._latest = self._latest, None
+            try:
+                frame = self._latest.take(timeout=0.1)
+            except Closed:
+                return
             if frame is not None:
                 yield frame
 

@@ -1,6 +1,6 @@
 """The smoother's settings: the one place their defaults and limits are written.
 
-`TemporalSettings` is also the `temporal:` section of the YAML config (streamer.app.config), so the
+`TemporalSettings` is also the `temporal:` section of the YAML config (streamer.config), so the
 config, the command line, the benchmarks and the smoother share these defaults. How they were chosen
 (measured with benchmarks/flicker.py): docs/temporal.md.
 """

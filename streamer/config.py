@@ -7,18 +7,22 @@ values are a one-line ConfigError naming the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engines.errors import ConfigError
 from engines.images import MIN_SIDE
+from streamer.alpha import ALPHA_MAX, ALPHA_MIN
 from streamer.temporal.settings import TemporalSettings
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+M = TypeVar("M", bound=Strict)
 
 
 class EngineConfig(Strict):
@@ -76,7 +80,7 @@ class RayConfig(Strict):
 class StreamConfig(Strict):
     styles: list[str] = Field(default_factory=lambda: ["starry-night"])
     style_weights: list[float] | None = None
-    alpha: float = Field(default=1.0, ge=0, le=1)
+    alpha: float = Field(default=1.0, ge=ALPHA_MIN, le=ALPHA_MAX)
     preserve_color: bool = False
     size: int = Field(default=480, ge=0, le=4320)  # shorter side the network sees (downscale only); 0 = native
     style_size: int = Field(default=512, ge=64, le=4096)
@@ -152,7 +156,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if overrides:
         data = deep_merge(data, overrides)
         source = f"{source} + command line" if path else "command line"
+    return validated(StreamConfig, data, source)
+
+
+def validated(model: type[M], data: dict[str, Any], source: str = "command line") -> M:
+    """`model` made from `data`; a bad value is a one-line ConfigError naming the key."""
     try:
-        return StreamConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_describe(e, source)) from None
