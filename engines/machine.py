@@ -19,8 +19,7 @@ def cpu_model() -> str:
 
 def cpu_has_native_bf16() -> bool:
     """True where the CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX): there the torch
-    backend in bf16 is 1.5-1.9x faster than the best fp32 backend (benchmarks/results/speed-cpu-*),
-    at the same quality (48.6 dB PSNR to fp32, equal style and content loss)."""
+    backend in bf16 is faster than the best fp32 backend at the same quality (docs/models.md)."""
     import torch
 
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
