@@ -35,6 +35,7 @@ from engines.adain import CODE_CHANNELS, StyleCode
 from engines.backends.base import Engine
 from engines.errors import ConfigError, StylestreamError
 from engines.memory import MemoryProbe
+from engines.models import network
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,7 @@ def run_bench(settings: BenchSettings | None = None, hooks: Sequence[Hook] = (),
         raise ConfigError(f"Unknown backend {unknown[0]!r}: use {', '.join(BACKENDS)}")
     graphs, weights = {}, {}
     for model in s.models:
-        if model not in ("full", "lite"):
-            raise ConfigError(f"Unknown model {model!r}: use full, lite")
+        network(model)  # ConfigError for a name the registry does not hold
         graphs[model], notes = _graph(s.decoder) if model == "full" else _lite_graph()
         weights.update(notes)
     device_type = resolve_device(s.device, check=False).type

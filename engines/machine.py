@@ -45,8 +45,7 @@ def cpu_class() -> str:
 
 def cpu_has_native_bf16() -> bool:
     """True where the CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX): there the torch
-    backend in bf16 is 1.5-1.9x faster than the best fp32 backend (benchmarks/results/speed-cpu-*),
-    at the same quality (48.6 dB PSNR to fp32, equal style and content loss)."""
+    backend in bf16 is faster than the best fp32 backend at the same quality (docs/models.md)."""
     import torch
 
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in BELOW_BF16:

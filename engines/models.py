@@ -119,6 +119,7 @@ CHOICES = ("auto",) + MODELS
 REALTIME_JOBS = ("live", "serve")
 FULL_LIVE_MAX_PIXELS_GPU = 1920 * 1080
 REALTIME_ON_CPU = "lite"  # the network `auto` runs live on a CPU and above FULL_LIVE_MAX_PIXELS_GPU
+BEST_QUALITY = "full"     # what `auto` runs otherwise, and falls back to when REALTIME_ON_CPU cannot load
 
 
 def network(name: str) -> Network:
@@ -138,13 +139,13 @@ def pick_model(model: str, job: str, device_type: str, frame_pixels: int | None 
     if check_model(model) != "auto":
         return model
     if job not in REALTIME_JOBS:
-        chosen, why = "full", f"best quality for {job}"
+        chosen, why = BEST_QUALITY, f"best quality for {job}"
     elif device_type == "cpu":
         chosen, why = REALTIME_ON_CPU, "real time on a CPU (the full model is far from it there)"
     elif frame_pixels is not None and frame_pixels > FULL_LIVE_MAX_PIXELS_GPU:
         chosen, why = REALTIME_ON_CPU, "real time above 1920x1080 on a GPU"
     else:
-        chosen, why = "full", "real time on this GPU up to 1920x1080"
+        chosen, why = BEST_QUALITY, "real time on this GPU up to 1920x1080"
     others = [m for m in MODELS if m != chosen]
     log.info("model auto -> %s (%s); override with --model %s", chosen, why, " or ".join(others))
     return chosen

@@ -1,20 +1,14 @@
 """Which backends are present, which one `auto` means here, and building an engine by name.
 
-The `auto` rule (measured, not guessed; numbers from `python -m benchmarks.speed`, in
-benchmarks/results/):
+The `auto` rule (measured, not guessed: the numbers behind it are in docs/models.md, "Which backend
+`auto` picks", from `python -m benchmarks.speed` runs in benchmarks/results/):
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
   graph through cuDNN as torch does, without CUDA graphs.
 - CPU with bf16 in hardware (AVX512-BF16 or AMX: recent AMD EPYC/Ryzen, Intel Xeon since
-  Cooper/Sapphire Rapids): torch in bf16. On 2 AMD EPYC cores, batch 1, it took 176 / 631 / 2621 /
-  7187 ms per frame at 256x256 / 640x360 / 1280x720 / 1920x1080 against onnxruntime fp32's 324 /
-  1172 / 4975 / 10733 ms (benchmarks/results/speed-cpu-bf16-2026-11-26.json, fp32 measured in the
-  same hour), at the same quality: 48.6 dB PSNR to the fp32 output (worst 45.5 dB), equal
-  style and content loss, on 8 dev photos x 4 dev styles.
-- Other CPUs: onnxruntime when it imports, else torch. In fp32 the onnxruntime session (NCHWc
-  layout, fused Conv+ReLU) took 1188 ms/frame at 640x360 against 1435 ms for torch with
-  channels_last/oneDNN, and was ahead at every size (10.6 s against 25.0 s at 1920x1080;
-  benchmarks/results/speed-cpu-2026-11-26.json). bf16 is torch-only, so `--precision bf16`
+  Cooper/Sapphire Rapids): torch in bf16, faster than any fp32 backend at the same quality.
+- Other CPUs: onnxruntime when it imports, else torch: in fp32 the onnxruntime session (NCHWc
+  layout, fused Conv+ReLU) is ahead of torch at every size. bf16 is torch-only, so `--precision bf16`
   picks torch; `--precision fp32` keeps onnxruntime on a bf16 CPU.
 """
 
@@ -114,14 +108,14 @@ def create_engine(backend: str = "auto", device: str = "auto", precision: str = 
 def _load_model(model: str, job: str, device_type: str, frame_pixels: int | None, weights: str | Path | None):
     from engines.errors import WeightsError
     from engines.graph import load_graph
-    from engines.models import pick_model
+    from engines.models import BEST_QUALITY, pick_model
 
     chosen = pick_model(model, job, device_type, frame_pixels)
     weights = str(weights) if weights is not None else None
     try:
         return load_graph(weights, model=chosen)
     except WeightsError as e:
-        if model != "auto" or chosen != "lite":
+        if model != "auto" or chosen == BEST_QUALITY:  # nothing to fall back to, or asked for by name
             raise
-        log.warning("the lite model cannot be loaded (%s); running the full model", e)
-        return load_graph(weights, model="full")
+        log.warning("the %s model cannot be loaded (%s); running the %s model", chosen, e, BEST_QUALITY)
+        return load_graph(weights, model=BEST_QUALITY)

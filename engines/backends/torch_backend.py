@@ -76,8 +76,7 @@ class TorchEngine(Engine):
             from engines.backends.torch_fold import fold_padding as fold
 
             graph = fold(graph)
-        # channels_last pays on both: cuDNN tensor cores, and oneDNN on the CPU (0.87 -> 0.63 s
-        # for a 640x360 frame in fp32 on 2 Zen 5 cores).
+        # channels_last pays on both: cuDNN tensor cores, and oneDNN on the CPU (docs/models.md).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.graph = graph.to(self.device, self.dtype).to(memory_format=self.memory_format).eval()
         self.variant = {"compile": compile_mode(compile) or None, "fold_padding": fold_padding,

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
+from engines.models import MODELS
 from engines.train.options import BASE_BATCH, COMPILE_MODES, TrainOptions
 
 D = TrainOptions("", "")  # the defaults
-MODELS = ("full", "lite")
 LR_SCALINGS = ("none", "linear", "sqrt")
 PHASES = ("vgg", "distil", "finetune")
 
