@@ -1,15 +1,15 @@
 """Which backends are present, which one `auto` means here, and building an engine by name.
 
-The `auto` rule (measured, not guessed: the numbers behind it are in docs/models.md, "Which backend
-`auto` picks", from `python -m benchmarks.speed` runs in benchmarks/results/):
+The `auto` rule:
 - CUDA: tensorrt when it imports (fp16 engine built for the profile), else torch (fp16,
   channels_last, CUDA graphs). onnxruntime-gpu is not chosen automatically: it runs the same
   graph through cuDNN as torch does, without CUDA graphs.
-- CPU with bf16 in hardware (AVX512-BF16 or AMX: recent AMD EPYC/Ryzen, Intel Xeon since
-  Cooper/Sapphire Rapids): torch in bf16, faster than any fp32 backend at the same quality.
-- Other CPUs: onnxruntime when it imports, else torch: in fp32 the onnxruntime session (NCHWc
-  layout, fused Conv+ReLU) is ahead of torch at every size. bf16 is torch-only, so `--precision bf16`
-  picks torch; `--precision fp32` keeps onnxruntime on a bf16 CPU.
+- CPU: measured on the machine (engines.backends.calibrate): the first run of a network at a size
+  class times every present CPU backend (openvino, onnxruntime, torch, each in its own best
+  precision) and keeps the fastest, cached per machine. Without a calibration (STYLESTREAM_CALIBRATE=off,
+  or an explicit --precision) a fixed order: openvino first where bf16 is native, else onnxruntime.
+  `--precision bf16` keeps to the backends that run it (openvino, torch).
+The measurements: docs/models.md, "Which backend `auto` picks".
 """
 
 from __future__ import annotations
