@@ -59,6 +59,31 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEPT = {"done": False}
+
+
+def keep_freed_buffers() -> bool:
+    """Ask glibc to keep freed large blocks (up to 32 MiB) for reuse instead of handing them back to
+    the OS. A stream allocates frame-sized temporaries of the same sizes every frame; by default each
+    one is a fresh mmap whose pages fault in again on first touch, which doubled the flow blend's
+    time (docs/temporal.md). Once per process; False where the C library is not glibc."""
+    if _KEPT["done"]:
+        return True
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+    _KEPT["done"] = ok
+    return ok
+
+
 def machine_info() -> dict:
     import torch
 

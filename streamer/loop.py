@@ -1,12 +1,16 @@
-"""The stream loop: moves frames between three threads; the work on them is the stylize step's and the sinks'.
-(A little over 300 lines: the three threads, their shutdown and the live/file policies belong together.)
+"""The stream loop: moves frames between its threads; the work on them is the stylize step's and the sinks'.
+(A little over 300 lines: the threads, their shutdown and the live/file policies belong together.)
 
-    reader thread --q_in--> main thread (StylizeStep) --q_out--> sink thread (every sink, in order)
+    reader thread --q_in--> main thread (StylizeStep.start) [--q_mid--> smoother thread (StylizeStep.finish)]
+                  --q_out--> sink thread (every sink, in order)
 
+- The smoother thread exists where the step blends on the host (`step.smooths_on_host`: smoothing on a
+  CPU): the flow blending of one batch then runs beside the network's next one, on the other core.
 - Files: bounded queues with blocking puts, so nothing is dropped and order is kept; frames are
   batched for throughput.
 - Live: the source already keeps only its newest frame, and the stylizer's input is a streamer.latest
   holder, whose frame a newer one replaces ("latest wins"), so the stylizer never works on a stale frame.
+  q_mid holds one batch, so a slow blend holds the network back instead of adding latency.
 - The stylizer runs on the main thread, which also owns the signal handlers: the first Ctrl-C or
   SIGTERM stops reading, finishes the batch being stylized and hands every stylized frame to the
   sinks (frames read but not yet stylized are let go: the output is cut short anyway, and the user
@@ -35,7 +39,7 @@ from streamer.frame import Frame, StreamInfo
 from streamer.latest import Closed, Latest
 from streamer.signals import on_stop_signals
 from streamer.stats import FileProgress, StatsPrinter
-from streamer.stylize import NamedStyle, StylizeStep
+from streamer.stylize import NamedStyle, Pending, StylizeStep
 from streamer.temporal import needs_reset
 from streamer.timing import StageTimes, stage
 
@@ -96,6 +100,8 @@ class StreamLoop:
         self.q_in: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * self.batch))  # files
         self.latest_in: Latest[Frame] = Latest()  # live
         self.q_out: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._blends_apart = step.smooths_on_host  # decided once: live controls may toggle the smoothing
+        self.q_mid: queue.Queue = queue.Queue(maxsize=1 if self.live else max(2, queue_size // max(self.batch, 1)))
 
     # -- public -------------------------------------------------------------------------------
 
@@ -109,8 +115,17 @@ class StreamLoop:
         if self.error is None:
             reader = threading.Thread(target=self._guard, args=(self._reader,), name="reader", daemon=True)
             reader.start()
+            smoother = None
+            if self._blends_apart:
+                smoother = threading.Thread(target=self._guard, args=(self._smoother_worker,), name="smoother",
+                                            daemon=True)
+                smoother.start()
             with on_stop_signals(self._interrupt):
                 self._guard(self._stylize_worker)
+                if smoother is not None:  # still handling signals: a second Ctrl-C while it drains aborts
+                    self._put(self.q_mid, _END)
+                    while smoother.is_alive():
+                        smoother.join(timeout=0.1)
             self._put(self.q_out, _END)
             reader.join(timeout=5)
         sink_thread.join()
@@ -185,22 +200,43 @@ class StreamLoop:
                     break
                 frames.append(item)
             if frames:
-                for out in self._stylize(frames):
-                    if not self._put(self.q_out, out):
+                if self._blends_apart:
+                    if not self._put(self.q_mid, self._start(frames)):
                         return
+                else:
+                    for out in self._frames(*self._start(frames)):
+                        if not self._put(self.q_out, out):
+                            return
                 self._hint_if_slow()
             if self.controls is not None and self.controls.quit:
                 self.request_stop()
 
-    def _stylize(self, frames: list[Frame]) -> list[Frame]:
+    def _start(self, frames: list[Frame]) -> tuple[list[Frame], Pending, dict]:
+        """The network's part of a batch (StylizeStep.start), on the main thread."""
         t0 = time.perf_counter()
         style, alpha = self._current_style()
         resets = [needs_reset(f.meta) for f in frames]
-        images = self.step([f.image for f in frames], style.code, alpha, resets)
+        pending = self.step.start([f.image for f in frames], style.code, alpha, resets)
         self.stylize_ms.append((time.perf_counter() - t0) * 1000 / len(frames))
-        meta = {"style": style.name, "alpha": alpha, "smoothing": self.step.smoothing}
+        return frames, pending, {"style": style.name, "alpha": alpha, "smoothing": self.step.smoothing}
+
+    def _frames(self, frames: list[Frame], pending: Pending, meta: dict) -> list[Frame]:
+        """The batch's output frames, after the blending still to do (StylizeStep.finish)."""
+        images = self.step.finish(pending)
         return [Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, {**f.meta, **meta})
                 for f, im in zip(frames, images, strict=True)]
+
+    def _smoother_worker(self) -> None:
+        """Blends each started batch in order, then hands its frames to the sinks."""
+        while not self.abort.is_set():
+            item = self._get(self.q_mid, block=True)
+            if item is _END:
+                return
+            if item is None:
+                continue
+            for out in self._frames(*item):
+                if not self._put(self.q_out, out):
+                    return
 
     def _hint_if_slow(self) -> None:
         """Once, after the first frames of a live stream: if the network alone keeps it under 5 fps

@@ -9,6 +9,10 @@ With smoothing, the network runs in its two halves (engine.encode, engine.decode
 EMA is on, and the smoother's CPU work is done while the device computes: thumbnails and cuts after the
 encoder is queued, the flow after the decoder is queued. Flow blending runs where the stylized frames
 are: on a GPU before the download (on the device), on a CPU after it (OpenCV on uint8 images).
+
+`start` does everything up to that host blending and `finish` the blending, so that the stream loop can
+run a batch's blending on one thread while the next batch's network runs on another; calling the step
+does both in turn.
 """
 
 from __future__ import annotations
@@ -25,10 +29,22 @@ from engines.adain import StyleCode, preserve_color
 from engines.backends.base import Engine
 from engines.errors import InputError, OutOfMemory
 from engines.images import MAX_ASPECT, MIN_SIDE
+from engines.machine import keep_freed_buffers
 from streamer.temporal import TemporalSmoother
+from streamer.temporal.smoother import Seen
 from streamer.timing import StageTimes, stage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    """A batch between StylizeStep.start and StylizeStep.finish."""
+
+    frames: list[np.ndarray]         # the input frames
+    images: list[np.ndarray]         # the network's outputs (BGR uint8); smoothed already where `seen` is None
+    seen: list[Seen] | None          # the smoother's records for the blending still to do
+    smoother: TemporalSmoother | None
 
 
 @dataclass
@@ -69,55 +85,75 @@ class StylizeStep:
         self.preserve_color = preserve_color
         self.max_chunk: int | None = None  # frames per network call after running out of memory; None: all
         self.times: StageTimes | None = None  # set to time upload, network, smoothing, download
+        keep_freed_buffers()  # every frame allocates the same frame-sized temporaries again
 
     @property
     def smoothing(self) -> bool:
         return self.smoother is not None and self.smoother.enabled
+
+    @property
+    def smooths_on_host(self) -> bool:
+        """Whether finish() may have work: flow blending on the CPU, after the download (also while the
+        smoothing is switched off for now). The stream loop then runs it on a thread of its own, beside
+        the network's next batch."""
+        return self.smoother is not None and self.engine.device.type != "cuda"
 
     def __call__(self, frames: Sequence[np.ndarray], style: StyleCode, alpha: float,
                  resets: Sequence[bool] | None = None, before_flow: list | None = None) -> list[np.ndarray]:
         """Stylize a batch of consecutive frames (same size). `resets[i]` restarts the smoothing at frame
         i (temporal.needs_reset(frame.meta)). `before_flow`, if a list, gets the frames as they were
         before flow blending (the benchmarks compare the two)."""
+        return self.finish(self.start(frames, style, alpha, resets, before_flow))
+
+    def start(self, frames: Sequence[np.ndarray], style: StyleCode, alpha: float,
+              resets: Sequence[bool] | None = None, before_flow: list | None = None) -> Pending:
+        """Everything up to the flow blending on the host: upload, network (in its halves around the
+        statistics EMA), download. On a GPU the blending is done here too, before the download."""
         engine, smoother, t = self.engine, self.smoother if self.smoothing else None, self.times
         with stage(t, "upload"):
             x = self._upload(frames)
-        if smoother is None:
-            with stage(t, "network"):
-                y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
-        elif smoother.uses_stats:
+        seen = None
+        if smoother is not None and smoother.uses_stats:
             with stage(t, "network"):  # queued on a GPU: the CPU work below overlaps it
                 feat, mean, std = self._chunked(engine.encode, x)
             with stage(t, "smoothing"):
-                smoother.see(frames, resets, x.device)
-                mean, std = smoother.smooth_stats(mean, std)
+                seen = smoother.see(frames, resets, x.device)
+                mean, std = smoother.smooth_stats(mean, std, seen)
             hw = tuple(x.shape[-2:])
             with stage(t, "network"):
                 y = self._chunked(lambda f, m, s: engine.decode(f, m, s, style, alpha, hw), feat, mean, std)
         else:
             with stage(t, "network"):
                 y = self._chunked(lambda b: engine.stylize(b, style, alpha), x)
-            with stage(t, "smoothing"):
-                smoother.see(frames, resets, x.device)
-        if smoother is not None:
-            with stage(t, "smoothing"):
-                smoother.estimate_flow(x.device)  # the flow, while the device runs the decoder
+            if smoother is not None:
+                with stage(t, "smoothing"):
+                    seen = smoother.see(frames, resets, x.device)
         if self.preserve_color:
             y = preserve_color(y.float(), x.float())
-        if before_flow is not None:
-            before_flow += engine.download(y)
-        if smoother is None:
+        if smoother is not None and y.device.type == "cuda":
+            with stage(t, "smoothing"):  # the flow while the device runs the decoder, then warp there
+                smoother.estimate_flow(seen, x.device)
+                if before_flow is not None:
+                    before_flow += engine.download(y)
+                y = torch.stack([smoother.smooth(f, yi, si) for f, yi, si in zip(frames, y, seen, strict=True)])
             with stage(t, "download"):
-                return engine.download(y)
-        if y.device.type == "cuda":  # warp on the device, before the download
-            with stage(t, "smoothing"):
-                y = torch.stack([smoother.smooth(f, yi) for f, yi in zip(frames, y, strict=True)])
-            with stage(t, "download"):
-                return engine.download(y)
+                return Pending(list(frames), engine.download(y), None, smoother)
         with stage(t, "download"):
             images = engine.download(y)
-        with stage(t, "smoothing"):
-            return [smoother.smooth(f, im) for f, im in zip(frames, images, strict=True)]
+        if before_flow is not None:
+            before_flow += [im.copy() for im in images]
+        return Pending(list(frames), images, seen, smoother)
+
+    def finish(self, pending: Pending) -> list[np.ndarray]:
+        """The flow blending on the host (nothing to do elsewhere): the batch's flow, then each frame in
+        order. Batches are finished in the order they were started, on one thread."""
+        smoother, seen = pending.smoother, pending.seen
+        if smoother is None or seen is None:
+            return pending.images
+        with stage(self.times, "blend"):
+            smoother.estimate_flow(seen)
+            return [smoother.smooth(f, im, si) for f, im, si in zip(pending.frames, pending.images, seen,
+                                                                     strict=True)]
 
     def _chunked(self, fn, *batched: torch.Tensor):
         """fn(*batched), in chunks of at most `max_chunk` frames; out of device memory, the chunk is halved

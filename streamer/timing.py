@@ -1,10 +1,12 @@
-"""Where a stream's time goes, stage by stage: decode, upload, network, smoothing, download, encode.
+"""Where a stream's time goes, stage by stage: decode, upload, network, smoothing, download, blend,
+encode.
 
-Off unless asked (`--stats`, the bench's convert run): the stages run on three threads (decode on the
-reader, encode on the sink thread, the rest on the main one), so each thread's stages add up to its own
-busy time, and the slowest thread sets the pace. On a GPU the work is asynchronous, so a timed run waits
-for the device at the end of each device stage (`sync`): the breakdown is honest, but that run loses the
-overlap of CPU and GPU work and is a little slower than an untimed one.
+Off unless asked (`--stats`, the bench's convert run): the stages run on up to four threads (decode on
+the reader, blend on the smoother, encode on the sink thread, the rest on the main one), so each
+thread's stages add up to its own busy time, and the slowest thread sets the pace. On a GPU the work is
+asynchronous, so a timed run waits for the device at the end of each device stage (`sync`): the
+breakdown is honest, but that run loses the overlap of CPU and GPU work and is a little slower than
+an untimed one.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-STAGES = ("decode", "upload", "network", "smoothing", "download", "encode")
-THREAD_OF = {"decode": "reader", "encode": "sinks"}  # the others run on the main thread
+STAGES = ("decode", "upload", "network", "smoothing", "download", "blend", "encode")
+# the others run on the main thread; "blend" (flow blending on the host) on the stream loop's smoother
+# thread, or on the caller's where the step is called whole
+THREAD_OF = {"decode": "reader", "blend": "smoother", "encode": "sinks"}
 
 
 class StageTimes:

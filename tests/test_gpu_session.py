@@ -86,7 +86,8 @@ def test_dry_run_of_the_speed_phases(tmp_path):
     assert {row["variant"] for row in variants["results"]} == {"default", "fold-padding", "nchw", "no-cuda-graphs"}
     convert = json.loads(r["speed-convert.json"])["extra"]
     stages = next(iter(convert.values()))["convert_stages"]["stages"]["ms_per_frame"]
-    assert set(stages) == {"decode", "upload", "network", "smoothing", "download", "encode"}
+    every = {"decode", "upload", "network", "smoothing", "download", "encode"}
+    assert every <= set(stages) <= every | {"blend"}  # blend: flow blending on the host (the dry run's CPU)
     assert any(name.startswith("profile-cpu-48x32") and name.endswith(".md") for name in r)
     compiled = json.loads(r["speed-compiled-64x48.json"])
     assert [row["variant"] for row in compiled["results"]] == ["eager-dynamo"]

@@ -8,8 +8,8 @@ with a small network size (--size 90) so that a frame takes well under a second 
 
 from __future__ import annotations
 
-import re
 import base64
+import re
 import shutil
 import time
 

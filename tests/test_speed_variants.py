@@ -117,7 +117,7 @@ def test_convert_hook_reports_presets_and_every_stage(graph, tmp_path):
     assert [r["preset"] for r in extra["convert_presets"]] == ["ultrafast", "medium"]
     assert extra["convert"]["frames"] == 12 and extra["convert"]["fps"] > 0
     stages = extra["convert_stages"]["stages"]["ms_per_frame"]
-    assert list(stages) == ["decode", "upload", "network", "smoothing", "download", "encode"]
+    assert list(stages) == ["decode", "upload", "network", "smoothing", "download", "blend", "encode"]
     assert all(v > 0 for v in stages.values())
 
 

@@ -190,12 +190,47 @@ def test_the_flow_is_computed_once_per_frame_in_stylize(engine, style, monkeypat
     run(sm, engine, style, frames, batch=3)
     assert len(calls) == 5  # not for the first frame, once for each other, across the batch boundary
     # a frame the caller dropped between see() and smooth(): the flow is recomputed, not misused
-    sm.see(frames[:2])
-    sm.estimate_flow()
+    seen = sm.see(frames[:2])
+    sm.estimate_flow(seen)
     y = [per_frame(engine, style, f) for f in frames[:2]]
     calls.clear()
-    sm.smooth(frames[1], y[1])
+    sm.smooth(frames[1], y[1], seen[1])
     assert len(calls) == 1 and sm.flow.last_mask_mean > 0.5
+
+
+def test_the_loop_blends_on_its_own_thread_and_gets_the_same_frames(engine, style):
+    """On a CPU the loop runs the flow blending (StylizeStep.finish) on a smoother thread, a batch behind
+    the network: the output is the same, frame for frame and in order, as calling the step whole."""
+    import threading
+
+    from streamer.frame import Frame, StreamInfo
+    from streamer.loop import StreamLoop
+    from streamer.stylize import NamedStyle
+
+    frames = [noisy(scene(6), i) for i in range(5)] + [noisy(scene(9), i) for i in range(5, 9)]  # a cut at 5
+    expected = run(TemporalSmoother(), engine, style, frames, batch=2)
+
+    class Frames:
+        info = StreamInfo(W, H, 25.0, name="frames")
+
+        def stop(self):
+            pass
+
+        def __iter__(self):
+            for i, f in enumerate(frames):
+                yield Frame(i, i, i / 25, 0.0, f)
+
+    threads, got = set(), []
+
+    def on_frame(frame):
+        threads.update(t.name for t in threading.enumerate())
+        got.append(frame.image)
+
+    step = StylizeStep(engine, TemporalSmoother())
+    assert step.smooths_on_host
+    StreamLoop(Frames(), step, [NamedStyle("s", style)], [], batch=2, progress=False, on_frame=on_frame).run()
+    assert "smoother" in threads
+    assert len(got) == len(frames) and all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 # -- (a) statistics ------------------------------------------------------------------------------------
