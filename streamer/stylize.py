@@ -86,6 +86,8 @@ class StylizeStep:
         self.max_chunk: int | None = None  # frames per network call after running out of memory; None: all
         self.times: StageTimes | None = None  # set to time upload, network, smoothing, download
         keep_freed_buffers()  # every frame allocates the same frame-sized temporaries again
+        if smoother is not None:
+            smoother.settle(engine.device.type)
 
     @property
     def smoothing(self) -> bool:

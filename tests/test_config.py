@@ -77,3 +77,16 @@ def test_every_command_reports_a_bad_config_in_one_line(tmp_path, run_cli, text,
         code, _, err = run_cli(*args, "-c", config)
         (line,) = error_lines(err)
         assert code == 2 and f"'{key}'" in line and str(config) in line
+
+
+def test_engine_threads_reach_the_backend(tmp_path):
+    """engine.threads (0 = the backend's default) is handed to the backend the config names."""
+    pytest.importorskip("onnxruntime")
+    from streamer.pipeline import build_engine
+
+    p = tmp_path / "c.yaml"
+    p.write_text("engine:\n  model: lite\n  backend: onnxruntime\n  threads: 1\n")
+    cfg = load_config(p)
+    assert build_engine(cfg.engine).threads == 1
+    with pytest.raises(ConfigError, match="engine.threads"):
+        load_config(None, {"engine": {"threads": -1}})

@@ -233,6 +233,17 @@ def test_the_loop_blends_on_its_own_thread_and_gets_the_same_frames(engine, styl
     assert len(got) == len(frames) and all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
+def test_auto_is_flow_alone_on_a_cpu_and_both_on_a_gpu(engine, style):
+    """The default mechanism: on a CPU the statistics EMA would split the network in two halves."""
+    settings = TemporalSettings()
+    assert settings.mechanism == "auto"
+    assert settings.on_device("cpu").mechanism == "flow" and settings.on_device("cuda").mechanism == "both"
+    assert TemporalSettings(mechanism="both").on_device("cpu").mechanism == "both"  # asked for: kept
+    sm = TemporalSmoother()
+    StylizeStep(engine, sm)
+    assert not sm.uses_stats and sm.settings.use_flow
+
+
 # -- (a) statistics ------------------------------------------------------------------------------------
 
 def test_stats_ema_converges_to_the_true_stats_of_a_static_input(engine):

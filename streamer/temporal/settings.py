@@ -13,12 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engines.errors import ConfigError
 
-Mechanism = Literal["both", "stats", "flow", "off"]
+Mechanism = Literal["auto", "both", "stats", "flow", "off"]
 
 
 class TemporalSettings(BaseModel):
     """How the smoother works.
 
+    mechanism:     auto (the default) is both where the network runs on a GPU and flow alone on a CPU:
+                   the statistics EMA needs the network in two halves, which on a CPU cost about twice
+                   the whole graph, and it removed no measured flicker (docs/temporal.md).
     stat_momentum: weight of the past in the EMA of the content statistics (0 = off).
     stat_noise:    the EMA's noise gate: a mean relative change of the statistics of this size
                    lowers the momentum to 1/e of it (0 = a plain EMA).
@@ -40,7 +43,7 @@ class TemporalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     enabled: bool = True
-    mechanism: Mechanism = "both"
+    mechanism: Mechanism = "auto"
     stat_momentum: float = Field(default=0.8, ge=0, lt=1)
     stat_noise: float = Field(default=0.02, ge=0)
     flow_blend: float = Field(default=0.6, ge=0, le=1)
@@ -67,14 +70,20 @@ class TemporalSettings(BaseModel):
             default = f"; the default is {field.default!r}" if field is not None else ""
             raise ConfigError(f"temporal.{key}: {err['msg']} (got {err.get('input')!r}){default}") from None
 
+    def on_device(self, device_type: str) -> TemporalSettings:
+        """These settings with `auto` resolved for the device the network runs on."""
+        if self.mechanism != "auto":
+            return self
+        return self.model_copy(update={"mechanism": "both" if device_type == "cuda" else "flow"})
+
     @property
     def active(self) -> bool:
         return self.enabled and self.mechanism != "off"
 
     @property
     def use_stats(self) -> bool:
-        return self.mechanism in ("both", "stats") and self.stat_momentum > 0
+        return self.mechanism in ("auto", "both", "stats") and self.stat_momentum > 0  # auto: as on a GPU
 
     @property
     def use_flow(self) -> bool:
-        return self.mechanism in ("both", "flow") and max(self.flow_blend, self.flow_blend_coarse) > 0
+        return self.mechanism in ("auto", "both", "flow") and max(self.flow_blend, self.flow_blend_coarse) > 0

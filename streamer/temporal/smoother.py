@@ -88,6 +88,10 @@ class TemporalSmoother:
             log.info("temporal smoothing %s", "on" if on else "off")
         self._enabled = on
 
+    def settle(self, device_type: str) -> None:
+        """Resolve the `auto` mechanism for the device the network runs on (the stylize step calls it)."""
+        self.settings = self.settings.on_device(device_type)
+
     @property
     def uses_stats(self) -> bool:
         """Whether the network must run in two halves with smooth_stats() between them."""
