@@ -3,10 +3,14 @@
 Runs `stylestream live --source CLIP --mjpeg PORT --no-window --stats` (smoothing on, as by default) in a
 subprocess, reads the stream over HTTP on 127.0.0.1 as a browser would, and collects the --stats lines
 (one per second). After the warm-up it reports the median and worst fps of the stats lines, the frames
-the HTTP client received, and the stylize time, for each model given, one after the other in one run.
+the HTTP client received, the stylize time and the working sizes the stream ran at, for each model and
+sizing given, one after the other in one run. Sizing `fixed` passes --size (the network always works at
+it); `adaptive` gives the size in a config file, so the network's working size may go lower to hold the
+source's frame rate (streamer.working_size) while the output keeps the size.
 
-    python -m benchmarks.live_fps [--models lite,full] [--source ../shared/data/dev/video/davis_camel]
-                                  [--size 360] [--seconds 30] [--warmup 5] [--out benchmarks/results]
+    python -m benchmarks.live_fps [--models lite,full] [--sizing fixed,adaptive] [--size 360]
+                                  [--source ../shared/data/dev/video/davis_camel] [--seconds 30]
+                                  [--warmup 5] [--tag NAME] [--out benchmarks/results] [-- LIVE OPTIONS]
 
 The clip (854x480 JPEG frames) is played at 25 fps, looping; --size 360 makes the network see 640x360.
 """
@@ -20,9 +24,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -58,9 +64,15 @@ class MjpegClient(threading.Thread):
                 time.sleep(0.5)  # the server is not up yet
 
 
-def run_one(model: str, args) -> dict:
+def run_one(model: str, sizing: str, args, config_dir: Path) -> dict:
     port = free_port()
-    cmd = [sys.executable, "-m", "streamer.app.cli", "live", "--source", str(args.source), "--size", str(args.size),
+    if sizing == "fixed":
+        size = ["--size", str(args.size)]
+    else:  # the size from a config file: the output's, the working size free to go lower
+        cfg = config_dir / f"size-{args.size}.yaml"
+        cfg.write_text(f"size: {args.size}\n")
+        size = ["-c", str(cfg)]
+    cmd = [sys.executable, "-m", "streamer.app.cli", "live", "--source", str(args.source), *size,
            "--mjpeg", str(port), "--no-window", "--stats", "--model", model, *args.extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     client = MjpegClient(f"http://127.0.0.1:{port}/stream")
@@ -89,7 +101,9 @@ def run_one(model: str, args) -> dict:
     measured = lines[counted_from[0]:]
     client_seconds = time.monotonic() - counted_from[2]
     fps = [x["fps"] for x in measured]
-    return {"model": model, "command": " ".join(cmd[2:]), "stats_lines": len(measured),
+    sizes = Counter(x.get("working_size") or "fixed" for x in measured)
+    return {"model": model, "sizing": sizing, "command": " ".join(cmd[2:]), "stats_lines": len(measured),
+            "working_sizes": dict(sizes.most_common()),
             "fps_median": statistics.median(fps), "fps_min": min(fps),
             "client_frames": client.frames - counted_from[1], "client_fps": round((client.frames - counted_from[1])
                                                                                   / client_seconds, 2),
@@ -104,6 +118,8 @@ def main() -> None:
     ap.add_argument("--models", default="lite,full")
     ap.add_argument("--source", type=Path, default=ROOT / "../shared/data/dev/video/davis_camel")
     ap.add_argument("--size", type=int, default=360)
+    ap.add_argument("--sizing", default="fixed,adaptive", help="fixed, adaptive or both (comma-separated)")
+    ap.add_argument("--tag", default="", help="added to the result file's name (e.g. avx2cap)")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -111,15 +127,19 @@ def main() -> None:
     args = ap.parse_args()
     if not args.source.exists():
         sys.exit(f"no clip at {args.source}; nothing to measure")
-    results = [run_one(m.strip(), args) for m in args.models.split(",") if m.strip()]
+    with tempfile.TemporaryDirectory() as config_dir:
+        results = [run_one(m.strip(), z.strip(), args, Path(config_dir)) for m in args.models.split(",") if m.strip()
+                   for z in args.sizing.split(",") if z.strip()]
     for r in results:
-        print(f"{r['model']:5} fps median {r['fps_median']:.1f} (min {r['fps_min']:.1f}), HTTP client "
+        print(f"{r['model']:5} {r['sizing']:8} {r['working_sizes']}: fps median {r['fps_median']:.1f} "
+              f"(min {r['fps_min']:.1f}), HTTP client "
               f"{r['client_fps']:.1f} fps, stylize {r['stylize_ms_median']:.1f} ms, latency p50 "
               f"{r['latency_ms_p50_median']:.0f} ms")
     info = machine_info()
     args.out.mkdir(parents=True, exist_ok=True)
     kind = "gpu" if info.get("gpu") else "cpu"
-    path = args.out / f"live-fps-{kind}-{datetime.now().strftime('%Y-%m-%d')}.json"
+    tag = f"-{args.tag}" if args.tag else ""
+    path = args.out / f"live-fps-{kind}{tag}-{datetime.now().strftime('%Y-%m-%d')}.json"
     path.write_text(json.dumps({"machine": info, "source": str(args.source), "size": args.size,
                                 "seconds": args.seconds, "warmup": args.warmup, "results": results}, indent=1))
     print(f"json: {path}")

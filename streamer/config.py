@@ -66,6 +66,8 @@ class LiveConfig(Strict):
     vcam: VcamConfig | None = None
     mjpeg: MjpegConfig | None = None
     record: Path | None = None         # also write the stylized stream to a video file
+    fps: float | None = Field(default=None, gt=0, le=240)  # the frame rate to hold; None: the source's
+    adaptive_size: bool = True         # lower the network's working size to hold it (--size fixes the size)
 
 
 class RayConfig(Strict):

@@ -4,8 +4,9 @@
     reader thread --q_in--> main thread (StylizeStep.start) [--q_mid--> smoother thread (StylizeStep.finish)]
                   --q_out--> sink thread (every sink, in order)
 
-- The smoother thread exists where the step blends on the host (`step.smooths_on_host`: smoothing on a
-  CPU): the flow blending of one batch then runs beside the network's next one, on the other core.
+- The smoother thread exists where the step has host work after the network: flow blending on a CPU
+  (`step.smooths_on_host`), or the upscale of a live stream whose working size the governor lowers
+  (streamer.working_size). That work for one batch then runs beside the network's next one.
 - Files: bounded queues with blocking puts, so nothing is dropped and order is kept; frames are
   batched for throughput.
 - Live: the source already keeps only its newest frame, and the stylizer's input is a streamer.latest
@@ -42,6 +43,7 @@ from streamer.stats import FileProgress, StatsPrinter
 from streamer.stylize import NamedStyle, Pending, StylizeStep
 from streamer.temporal import needs_reset
 from streamer.timing import StageTimes, stage
+from streamer.working_size import Governor
 
 log = logging.getLogger(__name__)
 _END = object()  # end-of-stream marker on the queues
@@ -72,7 +74,7 @@ class StreamLoop:
     def __init__(self, source, step: StylizeStep, styles: Sequence[NamedStyle], sinks: Sequence, *,
                  batch: int = 1, alpha: float = 1.0, stats: bool = False, progress: bool = True,
                  queue_size: int = 8, controls=None, on_frame: Callable[[Frame], None] | None = None,
-                 timings: bool = False):
+                 timings: bool = False, governor: Governor | None = None):
         self.source = source
         self.step = step
         self.engine = step.engine
@@ -100,7 +102,9 @@ class StreamLoop:
         self.q_in: queue.Queue = queue.Queue(maxsize=max(queue_size, 2 * self.batch))  # files
         self.latest_in: Latest[Frame] = Latest()  # live
         self.q_out: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._blends_apart = step.smooths_on_host  # decided once: live controls may toggle the smoothing
+        self.governor = governor
+        # decided once: live controls may toggle the smoothing
+        self._blends_apart = step.smooths_on_host or (governor is not None and not governor.fixed)
         self.q_mid: queue.Queue = queue.Queue(maxsize=1 if self.live else max(2, queue_size // max(self.batch, 1)))
 
     # -- public -------------------------------------------------------------------------------
@@ -216,13 +220,29 @@ class StreamLoop:
         t0 = time.perf_counter()
         style, alpha = self._current_style()
         resets = [needs_reset(f.meta) for f in frames]
+        if self.governor is not None:
+            self.step.work_size = self.governor.size
         pending = self.step.start([f.image for f in frames], style.code, alpha, resets)
-        self.stylize_ms.append((time.perf_counter() - t0) * 1000 / len(frames))
-        return frames, pending, {"style": style.name, "alpha": alpha, "smoothing": self.step.smoothing}
+        ms = (time.perf_counter() - t0) * 1000 / len(frames)
+        self.stylize_ms.append(ms)
+        meta = {"style": style.name, "alpha": alpha, "smoothing": self.step.smoothing}
+        if self.governor is not None:
+            meta["working_size"] = self.step.work_size
+        return frames, pending, meta, ms
 
-    def _frames(self, frames: list[Frame], pending: Pending, meta: dict) -> list[Frame]:
-        """The batch's output frames, after the blending still to do (StylizeStep.finish)."""
+    def _frames(self, frames: list[Frame], pending: Pending, meta: dict, start_ms: float) -> list[Frame]:
+        """The batch's output frames, after the host work still to do (StylizeStep.finish). The governor
+        hears what each thread spent per frame (the sum, where one thread did both)."""
+        t0 = time.perf_counter()
         images = self.step.finish(pending)
+        if self.governor is not None:
+            ms = (time.perf_counter() - t0) * 1000 / len(frames)
+            size = meta["working_size"]
+            if self._blends_apart:
+                self.governor.observe(start_ms, "network", size)
+                self.governor.observe(ms, "host", size)
+            else:
+                self.governor.observe(start_ms + ms, "network", size)
         return [Frame(f.index, f.pts, f.time, f.captured, np.ascontiguousarray(im), f.image, {**f.meta, **meta})
                 for f, im in zip(frames, images, strict=True)]
 

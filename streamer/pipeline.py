@@ -18,6 +18,7 @@ from engines.presets import resolve_style
 from streamer.config import EngineConfig, StreamConfig
 from streamer.loop import StreamLoop
 from streamer.stylize import NamedStyle, StylizeStep, output_size
+from streamer.working_size import Governor
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,22 @@ def build_smoother(cfg: StreamConfig):
     return TemporalSmoother(cfg.temporal)
 
 
+def build_governor(cfg: StreamConfig, info) -> Governor:
+    """A live stream's working size: the configured size, lowered to hold the source's frame rate (or
+    live.fps) unless live.adaptive_size is off."""
+    out = output_size(info.width, info.height, cfg.size)
+    return Governor(out, cfg.live.fps or info.fps, fixed=not cfg.live.adaptive_size)
+
+
 def build_loop(cfg: StreamConfig, engine: Engine, styles: list[NamedStyle], source, sinks: list, smoother=None,
                controls=None, progress: bool | None = None, on_frame=None,
-               timings: bool | None = None) -> StreamLoop:
+               timings: bool | None = None, governor: Governor | None = None) -> StreamLoop:
     """The stylize step (at the configured size) and the loop around it, for `source`. `progress` None:
     a bar for files; `on_frame(frame)` after the sinks took each frame (a cluster worker's count);
-    `timings` None: per-stage times with --stats."""
+    `timings` None: per-stage times with --stats; `governor` (live): the network's working size."""
     info = source.info
     step = StylizeStep(engine, smoother, output_size(info.width, info.height, cfg.size), cfg.preserve_color)
     batch = 1 if info.live else cfg.engine.batch or (4 if engine.device.type == "cuda" else 1)
     return StreamLoop(source, step, styles, sinks, batch=batch, alpha=cfg.alpha, stats=cfg.stats,
                       progress=not info.live if progress is None else progress, controls=controls, on_frame=on_frame,
-                      timings=cfg.stats if timings is None else timings)
+                      timings=cfg.stats if timings is None else timings, governor=governor)

@@ -4,6 +4,7 @@ The one place where the network and the temporal smoother meet; the stream loop 
 the benchmarks (benchmarks/flicker.py) both call it. For a batch of consecutive BGR uint8 frames:
 
     upload (one transfer) -> resize on the device -> network -> [preserve colour] -> flow blending -> download
+    -> [edge-aware upscale to the output size, when the network ran smaller: streamer.working_size]
 
 With smoothing, the network runs in its two halves (engine.encode, engine.decode) when the statistics
 EMA is on, and the smoother's CPU work is done while the device computes: thumbnails and cuts after the
@@ -33,6 +34,7 @@ from engines.machine import keep_freed_buffers
 from streamer.temporal import TemporalSmoother
 from streamer.temporal.smoother import Seen
 from streamer.timing import StageTimes, stage
+from streamer.upscale import guided_upscale
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,8 @@ class StylizeStep:
                  out_size: tuple[int, int] | None = None, preserve_color: bool = False):
         self.engine = engine
         self.smoother = smoother
-        self.out_size = out_size  # (width, height) the network works at; None: as the frames come
+        self.out_size = out_size  # (width, height) of the result; None: as the frames come
+        self.work_size: tuple[int, int] | None = None  # the network's, when lower (live: streamer.working_size)
         self.preserve_color = preserve_color
         self.max_chunk: int | None = None  # frames per network call after running out of memory; None: all
         self.times: StageTimes | None = None  # set to time upload, network, smoothing, download
@@ -150,12 +153,19 @@ class StylizeStep:
         """The flow blending on the host (nothing to do elsewhere): the batch's flow, then each frame in
         order. Batches are finished in the order they were started, on one thread."""
         smoother, seen = pending.smoother, pending.seen
-        if smoother is None or seen is None:
-            return pending.images
-        with stage(self.times, "blend"):
-            smoother.estimate_flow(seen)
-            return [smoother.smooth(f, im, si) for f, im, si in zip(pending.frames, pending.images, seen,
-                                                                     strict=True)]
+        images = pending.images
+        if smoother is not None and seen is not None:
+            with stage(self.times, "blend"):
+                smoother.estimate_flow(seen)
+                images = [smoother.smooth(f, im, si) for f, im, si in zip(pending.frames, images, seen, strict=True)]
+        return self._to_out_size(pending.frames, images)
+
+    def _to_out_size(self, frames: list[np.ndarray], images: list[np.ndarray]) -> list[np.ndarray]:
+        """Images the network made below the output size, upscaled along the input frame's edges."""
+        if self.out_size is None or not images or images[0].shape[1::-1] == self.out_size:
+            return images
+        with stage(self.times, "upscale"):
+            return [guided_upscale(im, f, self.out_size) for im, f in zip(images, frames, strict=True)]
 
     def _chunked(self, fn, *batched: torch.Tensor):
         """fn(*batched), in chunks of at most `max_chunk` frames; out of device memory, the chunk is halved
@@ -191,10 +201,11 @@ class StylizeStep:
         return torch.cat(parts)
 
     def _upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """One upload of the batch, then the resize to `out_size` on the device."""
+        """One upload of the batch, then the resize to the network's size on the device."""
         x = self.engine.upload(list(frames))
-        if self.out_size is not None and x.shape[-2:] != (self.out_size[1], self.out_size[0]):
-            w, h = self.out_size
+        size = self.work_size or self.out_size
+        if size is not None and x.shape[-2:] != (size[1], size[0]):
+            w, h = size
             x = F.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False,
                               antialias=True).clamp_(0, 1).to(x.dtype)
         return x

@@ -17,10 +17,11 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-STAGES = ("decode", "upload", "network", "smoothing", "download", "blend", "encode")
-# the others run on the main thread; "blend" (flow blending on the host) on the stream loop's smoother
-# thread, or on the caller's where the step is called whole
-THREAD_OF = {"decode": "reader", "blend": "smoother", "encode": "sinks"}
+STAGES = ("decode", "upload", "network", "smoothing", "download", "blend", "upscale", "encode")
+# the others run on the main thread; "blend" (flow blending on the host) and "upscale" (a live stream's
+# working size back to its output size) on the stream loop's smoother thread, or on the caller's where
+# the step is called whole
+THREAD_OF = {"decode": "reader", "blend": "smoother", "upscale": "smoother", "encode": "sinks"}
 
 
 class StageTimes:

@@ -129,6 +129,7 @@ def test_stylized_round_trip_uploads_and_limits(server):
             stripes[::16] = (0, 0, 255)
             status, reply = await a.upload(cv2.imencode(".png", stripes)[1].tobytes(), "red-lines.png", "image/png")
             assert status == 200 and reply["state"]["style"] == "upload:red-lines"
+            assert reply["state"]["working_size"] == "160x90"  # the network's size, shown in the studio
             # frames made before the upload may still be queued on this side: the new style must show within 60
             change = 0.0
             for _ in range(60):

@@ -108,6 +108,8 @@ def test_hud_lines_show_stream_state():
     info["source"] = ""
     lines = sink.hud_lines()
     assert "style mondrian  alpha 0.8" in lines and not any(s.startswith("source") for s in lines)
+    info["size"] = "426x240 of 640x360"  # the governor lowered the network's working size
+    assert sink.hud_lines()[0].endswith("ms  at 426x240 of 640x360")
 
 
 # -- on Xvfb ----------------------------------------------------------------------------------------

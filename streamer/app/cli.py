@@ -183,16 +183,22 @@ def live(
     host: Annotated[str | None, typer.Option(help="MJPEG bind address (default 127.0.0.1)")] = None,
     record: Annotated[Path | None, typer.Option(help="also record the stylized stream to this file")] = None,
     loop: Annotated[bool | None, typer.Option("--loop/--no-loop", help="files: loop forever")] = None,
+    fps: Annotated[float | None, typer.Option(min=0.1, max=240, help="frame rate to hold (default: the "
+                                              "source's) by lowering the network's working size")] = None,
     stats: StatsOpt = False, verbose: VerboseOpt = False,
 ):
-    """Stylize a live source (webcam, stream, or a file played as a camera)."""
+    """Stylize a live source (webcam, stream, or a file played as a camera).
+
+    The output keeps --size; when the machine is slower than the source, the network works smaller and
+    its result is upscaled along the input's edges. Giving --size fixes the working size too."""
     from streamer.app.run import run_live
     from streamer.config import load_config
 
     _setup_logging(verbose)
     over = _stream_overrides(
         style, style_weights, alpha, preserve_color, size, smooth, backend, device, decoder, stats, model, **{
-            "live.source": source, "live.window": window, "live.record": record, "live.loop": loop})
+            "live.source": source, "live.window": window, "live.record": record, "live.loop": loop,
+            "live.fps": fps, "live.adaptive_size": False if size is not None else None})
     if vcam:
         over.setdefault("live", {})["vcam"] = {}
     if mjpeg is not None or host is not None:
@@ -210,7 +216,10 @@ def serve(
     source: Annotated[str | None, typer.Option("--source", help="the server's own source, offered beside the "
                                                "browser's camera: camera index, URL, video file or folder")] = None,
     style: Annotated[str | None, typer.Option("--style", "-s", help="preset a new tab starts with")] = None,
-    size: Annotated[int, typer.Option(min=0, help="shorter side the network sees; 0 = native")] = 360,
+    size: Annotated[int | None, typer.Option(min=0, help="shorter side of the stream (default 360); giving it "
+                                             "also fixes the network's working size; 0 = native")] = None,
+    fps: Annotated[float | None, typer.Option(min=0.1, max=240, help="frame rate each tab is held at by "
+                                              "lowering the network's working size (default 30)")] = None,
     max_sessions: Annotated[int, typer.Option(min=1, help="tabs served at once")] = 4,
     allow_origin: Annotated[list[str] | None, typer.Option(help="another page origin allowed to call the "
                                                            "studio (e.g. behind a proxy); repeat")] = None,
@@ -232,7 +241,8 @@ def serve(
     _setup_logging(verbose)
     engine = {"backend": backend, "device": device, "precision": precision, "decoder": decoder, "model": model}
     run_serve(validated(ServeOptions, {
-        "host": host, "port": port, "cert": cert, "key": key, "source": source, "style": style, "size": size,
+        "host": host, "port": port, "cert": cert, "key": key, "source": source, "style": style,
+        "size": 360 if size is None else size, "adaptive_size": size is None, "fps": fps,
         "max_sessions": max_sessions, "allow_origins": allow_origin or [], "engine": engine}))
 
 

@@ -9,7 +9,7 @@ from engines.errors import OutputError, StylestreamError
 from streamer.config import StreamConfig
 from streamer.convert import check_conversions, convert_one, interrupted, plan_conversions, video_sink
 from streamer.loop import RunResult
-from streamer.pipeline import build_engine, build_loop, build_smoother, build_styles
+from streamer.pipeline import build_engine, build_governor, build_loop, build_smoother, build_styles
 from streamer.stylize import output_size
 
 
@@ -53,12 +53,13 @@ def run_live(cfg: StreamConfig) -> RunResult:
         styles = build_styles(cfg, engine)
         smoother = build_smoother(cfg)
         controls = LiveControls([s.name for s in styles], alpha=cfg.alpha, smoothing=smoother is not None)
-        sinks = _live_sinks(cfg, engine, controls, source)
-        loop = build_loop(cfg, engine, styles, source, sinks, smoother, controls)
+        governor = build_governor(cfg, source.info)
+        sinks = _live_sinks(cfg, engine, controls, source, governor)
+        loop = build_loop(cfg, engine, styles, source, sinks, smoother, controls, governor=governor)
         return loop.run()
 
 
-def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
+def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source, governor) -> list:
     lc = cfg.live
     sinks = []
     if lc.window:
@@ -66,7 +67,8 @@ def _live_sinks(cfg: StreamConfig, engine: Engine, controls, source) -> list:
 
         def hud_info() -> dict:
             return {"style": controls.style_name, "alpha": controls.alpha, "backend": engine.describe_model(),
-                    "smoothing": controls.smoothing, "source": getattr(source, "status", "")}
+                    "smoothing": controls.smoothing, "source": getattr(source, "status", ""),
+                    "size": governor.describe()}
 
         sinks.append(WindowSink(controls=controls, hud_info=hud_info))
     if lc.mjpeg is not None:

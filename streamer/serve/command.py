@@ -30,7 +30,9 @@ class ServeOptions(Strict):
     key: Path | None = None
     source: str | None = None          # the server's own source (camera index, file, URL), offered beside the tab's
     style: str | None = None           # preset a new tab starts with
-    size: int = Field(default=360, ge=0)  # shorter side the network sees
+    size: int = Field(default=360, ge=0)  # shorter side of each tab's stream
+    fps: float | None = Field(default=None, gt=0, le=240)  # the rate each tab is held at (default 30)
+    adaptive_size: bool = True         # lower the network's working size to hold it; False: always `size`
     max_sessions: int = Field(default=4, ge=1)
     engine: EngineConfig = Field(default_factory=EngineConfig)  # model auto: lite on a CPU, full on a GPU
     allow_origins: list[str] = Field(default_factory=list)
@@ -69,7 +71,7 @@ def build_studio(options: ServeOptions) -> Studio:
     frame_pixels = options.size * options.size * 16 // 9 if options.size else None
     engine = build_engine(options.engine, "serve", frame_pixels)
     return Studio(engine, size=options.size, max_sessions=options.max_sessions, default_style=default_style,
-                  source_hub=hub)
+                  source_hub=hub, fps=options.fps, adaptive_size=options.adaptive_size)
 
 
 def run_serve(options: ServeOptions) -> None:

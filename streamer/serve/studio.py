@@ -27,12 +27,14 @@ from engines.presets import load_preset, preset_names
 from streamer.latest import Closed, Latest
 from streamer.mjpeg import JpegFeed
 from streamer.serve.render import StyleState, render
-from streamer.stylize import StylizeStep
+from streamer.stylize import StylizeStep, output_size
 from streamer.temporal import TemporalSmoother
+from streamer.working_size import Governor
 
 log = logging.getLogger(__name__)
 
 THUMB_SIZE = (192, 108)   # preset thumbnails: the demo clip's landscape stylized with each preset
+DEFAULT_FPS = 30.0        # the rate a tab's stream is held at without --fps: a webcam's usual rate
 JPEG_QUALITY = 85
 
 
@@ -47,6 +49,7 @@ class Session:
         self.id = session_id
         self.state = state
         self.step: StylizeStep | None = None  # its own stylize step and smoother, made on the engine thread
+        self.governor: Governor | None = None  # its working size, made with the first frame (its size)
         self.uploads: dict[str, StyleCode] = {}
         self.pc = None                      # its RTCPeerConnection, once it has sent an offer
         self.closed = False
@@ -61,8 +64,10 @@ class Session:
         self.state = replace(self.state, **changes)
         self._restart_smoother = True  # done on the engine thread, which may be using the smoother now
 
-    def render(self, engine: Engine, image: np.ndarray, size: int) -> np.ndarray:
-        """On the engine thread."""
+    def render(self, engine: Engine, image: np.ndarray, size: int, fps: float | None = None,
+               adaptive: bool = True, sharing: int = 1) -> np.ndarray:
+        """On the engine thread. `sharing`: the tabs streaming through the engine now, whose frames take
+        turns on it (each tab's governor counts its frame's time that many times)."""
         state = self.state
         if self.step is None:
             self.step = StylizeStep(engine)
@@ -73,7 +78,14 @@ class Session:
         elif self._restart_smoother:
             self.step.smoother.reset()
         self._restart_smoother = False
-        return render(self.step, image, state, size)
+        out_size = output_size(image.shape[1], image.shape[0], size)
+        if self.governor is None or self.governor.out_size != out_size:  # the first frame, or a new camera
+            self.governor = Governor(out_size, fps or DEFAULT_FPS, fixed=not adaptive)
+        work = self.governor.size
+        t0 = time.perf_counter()
+        out = render(self.step, image, state, size, work)
+        self.governor.observe((time.perf_counter() - t0) * 1000 * sharing, "network", work)
+        return out
 
     def delivered(self, image: np.ndarray, arrived: float) -> None:
         now = time.monotonic()
@@ -94,16 +106,19 @@ class Session:
         return {"id": self.id, "style": s.style, "alpha": s.alpha, "preserve_color": s.preserve_color,
                 "smooth": s.smooth, "side_by_side": s.side_by_side, "fps": round(self.fps(), 2),
                 "server_ms": round(ms[len(ms) // 2], 1) if ms else None, "frames": len(self.frames_out),
-                "uploads": sorted(self.uploads), "connected": self.pc is not None}
+                "uploads": sorted(self.uploads), "connected": self.pc is not None,
+                "working_size": self.governor.describe() if self.governor else None}
 
 
 class Studio:
     """The engine, its worker thread, the sessions and the preset thumbnails."""
 
     def __init__(self, engine: Engine, *, size: int = 360, max_sessions: int = 4, default_style: str = "",
-                 source_hub: SourceHub | None = None):
+                 source_hub: SourceHub | None = None, fps: float | None = None, adaptive_size: bool = True):
         self.engine = engine
         self.size = size
+        self.fps = fps                      # the rate each tab is held at (None: DEFAULT_FPS)
+        self.adaptive_size = adaptive_size  # lower a tab's working size to hold it
         self.max_sessions = max_sessions
         self.default_style = default_style or preset_names()[0]
         self.default_code = load_preset(self.default_style)
@@ -142,7 +157,8 @@ class Studio:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def stylize(self, session: Session, image: np.ndarray) -> np.ndarray:
-        return await self.run(session.render, self.engine, image, self.size)
+        sharing = max(1, sum(1 for s in self.sessions.values() if s.pc is not None))
+        return await self.run(session.render, self.engine, image, self.size, self.fps, self.adaptive_size, sharing)
 
     async def encode_style(self, rgb: np.ndarray, name: str) -> StyleCode:
         from engines.backends.base import STYLE_SIZE

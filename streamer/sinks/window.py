@@ -129,8 +129,9 @@ def highgui_call(fn: Callable[[], Any], timeout: float = _CALL_TIMEOUT) -> Any:
 class WindowSink(Sink):
     """Shows each frame in a window; keys go to `controls`; closing the window asks the stream to quit.
 
-    `hud_info()` returns what the HUD shows beside fps and latency: style, alpha, backend, smoothing and
-    source (its status, e.g. "camera reconnecting"); missing keys come from `controls`. It is called on
+    `hud_info()` returns what the HUD shows beside fps and latency: style, alpha, backend, smoothing,
+    source (its status, e.g. "camera reconnecting") and size (the network's working size, while the
+    stream runs it lower than the output); missing keys come from `controls`. It is called on
     the highgui thread, so it must be thread-safe (LiveControls is).
     """
 
@@ -217,7 +218,8 @@ class WindowSink(Sink):
         state = state if state is not None else self.controls.snapshot()
         info = {**state, **(self.hud_info() if self.hud_info else {})}
         smoothing = "on" if info.get("smoothing") else "off"
-        lines = [self.stats.line(),
+        stats = self.stats.line() + (f"  at {info['size']}" if info.get("size") else "")
+        lines = [stats,
                  f"style {info.get('style') or '-'}  alpha {float(info.get('alpha', 1.0)):.1f}",
                  f"{info.get('backend') or 'backend ?'}  smoothing {smoothing}"]
         if info.get("source"):

@@ -158,6 +158,7 @@ async function showStats(msg) {
     });
   }
   const parts = [`${msg.fps.toFixed(1)} fps`];
+  if (msg.working_size) parts.push(`network at ${msg.working_size}`);
   if (msg.server_ms !== null) {
     const total = msg.server_ms + (rtt || 0) + (jitter || 0);
     parts.push(`latency ≈ ${Math.round(total)} ms (server ${Math.round(msg.server_ms)}` +
