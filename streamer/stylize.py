@@ -150,8 +150,9 @@ class StylizeStep:
         return Pending(list(frames), images, seen, smoother)
 
     def finish(self, pending: Pending) -> list[np.ndarray]:
-        """The flow blending on the host (nothing to do elsewhere): the batch's flow, then each frame in
-        order. Batches are finished in the order they were started, on one thread."""
+        """The host work after the network: the flow blending on a CPU (the batch's flow, then each frame
+        in order), then the upscale to `out_size` where the network ran at a smaller `work_size`.
+        Batches are finished in the order they were started, on one thread."""
         smoother, seen = pending.smoother, pending.seen
         images = pending.images
         if smoother is not None and seen is not None:

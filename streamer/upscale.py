@@ -5,8 +5,8 @@ bilinearly, and the detail that the low resolution lost (the full-size input's l
 upscaled low-resolution version) is added back with the gain of a guided filter (He et al. 2010): in each
 small window the stylized luminance is fitted as a linear function of the input's, and the slope `a`
 says how strongly this part of the painting follows the photo's edges (one slope for the three colours:
-the detail added is luminance). Where it does, the
-edges come back sharp; where the painting ignores the photo (flat strokes), nothing is added.
+the detail added is luminance). Where it does, the edges come back sharp; where the painting ignores
+the photo (flat strokes), nothing is added.
 
 The classic guided upsampling (q = A * I + B, He & Sun 2015) was measured beside it and not chosen: on
 the dev photos it is about 1 dB closer to the network run at full size, but it replaces the strokes with

@@ -7,8 +7,8 @@ busiest thread (the network's, or the host blending's beside it) and moves along
 - down, as soon as the median cost of the last frames is over the frame budget (1000 / fps), to the
   largest size whose cost, scaled by its pixel count, fits in `FIT` of the budget;
 - up one rung, when the rung above would still fit in `HEADROOM` of the budget (scaled the same way)
-  and the stream has stayed there `patience_s` seconds; a rung that proved too slow waits twice as long
-  the next time, so that the size does not swing between two rungs.
+  and the stream has stayed there long enough: `patience_s`, doubled each time the stream had to leave
+  that rung (at most MAX_PATIENCE_S), so that the size does not swing between two rungs.
 
 The cost grows with the pixel count but not quite in proportion (each frame has fixed work too), so the
 prediction overestimates larger rungs (a step up is cautious) and underestimates smaller ones (a step down
