@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from engines.machine import keep_freed_buffers, machine_info
-from streamer.upscale import _box, guided_upscale
+from streamer.upscale import box_mean, guided_upscale
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_SIZE = (640, 360)
@@ -33,13 +33,13 @@ def classic_guided(stylized: np.ndarray, frame: np.ndarray, radius: int = 2, eps
     h, w = stylized.shape[:2]
     grey = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
     p = stylized.astype(np.float32) / 255
-    mean_i = _box(grey, radius)[..., None]
-    cov = _box(grey[..., None] * p, radius) - mean_i * _box(p, radius)
-    var = _box(grey * grey, radius)[..., None] - mean_i * mean_i
+    mean_i = box_mean(grey, radius)[..., None]
+    cov = box_mean(grey[..., None] * p, radius) - mean_i * box_mean(p, radius)
+    var = box_mean(grey * grey, radius)[..., None] - mean_i * mean_i
     a = cov / (var + eps)
-    b = _box(p, radius) - a * mean_i
+    b = box_mean(p, radius) - a * mean_i
     size = frame.shape[1::-1]
-    a, b = (cv2.resize(_box(x, radius), size, interpolation=cv2.INTER_LINEAR) for x in (a, b))
+    a, b = (cv2.resize(box_mean(x, radius), size, interpolation=cv2.INTER_LINEAR) for x in (a, b))
     return np.clip((a * big[..., None] + b) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 

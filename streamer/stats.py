@@ -52,7 +52,7 @@ class StatsPrinter:
             "model": self.loop.step.engine.model,
         }
         if self.loop.governor is not None:  # live: the network's working size now
-            line["working_size"] = "x".join(map(str, self.loop.governor.size))
+            line["working_size"] = self.loop.governor.label
         if self.loop.times is not None:  # ms per frame in each stage so far (streamer.timing)
             line["stages_ms"] = self.loop.times.summary(self.printed_frames)["ms_per_frame"]
         sys.stdout.write(json.dumps(line) + "\n")

@@ -22,7 +22,8 @@ RADIUS = 2      # of the box window at the low resolution (5 x 5)
 EPS = 1e-3      # regularisation on [0, 1] luminance: larger gives a smaller gain on faint edges
 
 
-def _box(x: np.ndarray, radius: int) -> np.ndarray:
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """The mean over a (2 radius + 1) square window at each pixel, edges reflected."""
     return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
@@ -43,10 +44,10 @@ def guided_upscale(stylized: np.ndarray, frame: np.ndarray, size: tuple[int, int
         grey_big = cv2.resize(grey_big, (big_w, big_h), interpolation=cv2.INTER_AREA)
     grey = cv2.resize(grey_big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) * (1 / 255)
     luma = cv2.cvtColor(stylized, cv2.COLOR_BGR2GRAY).astype(np.float32) * (1 / 255)
-    mean_i, mean_p = _box(grey, radius), _box(luma, radius)
-    cov = _box(grey * luma, radius) - mean_i * mean_p
-    var = _box(grey * grey, radius) - mean_i * mean_i
-    gain = _box(cov / (var + eps), radius)  # the guided filter's slope a, averaged over its windows
+    mean_i, mean_p = box_mean(grey, radius), box_mean(luma, radius)
+    cov = box_mean(grey * luma, radius) - mean_i * mean_p
+    var = box_mean(grey * grey, radius) - mean_i * mean_i
+    gain = box_mean(cov / (var + eps), radius)  # the guided filter's slope a, averaged over its windows
     lost = grey_big.astype(np.float32) - up(grey * 255)  # the input's detail that the low resolution lost
     detail = cv2.multiply(up(gain), lost)
     return cv2.add(up(stylized), cv2.merge([detail] * 3), dtype=cv2.CV_8U)  # saturating, one pass

@@ -80,12 +80,16 @@ class Governor:
     def budget_ms(self) -> float:
         return 1000.0 / self.fps if self.fps else float("inf")
 
+    @property
+    def label(self) -> str:
+        """The working size as '426x240' (the `--stats` line)."""
+        return "{}x{}".format(*self.size)
+
     def describe(self) -> str:
         """For the HUD and the studio: '426x240 of 640x360' while lowered, '640x360' at full size."""
-        w, h = self.size
         if self.size == self.out_size:
-            return f"{w}x{h}"
-        return f"{w}x{h} of {self.out_size[0]}x{self.out_size[1]}"
+            return self.label
+        return "{} of {}x{}".format(self.label, *self.out_size)
 
     def observe(self, ms: float, lane: str = "network", size: tuple[int, int] | None = None) -> None:
         """What one frame cost (ms) on one thread (`lane`), made at `size` (None: the current size).

@@ -13,7 +13,7 @@ import numpy as np
 
 from engines.adain import StyleCode
 from streamer.side_by_side import side_by_side
-from streamer.stylize import StylizeStep, output_size
+from streamer.stylize import StylizeStep
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,14 @@ class StyleState:
     side_by_side: bool = False
 
 
-def render(step: StylizeStep, image: np.ndarray, state: StyleState, size: int,
+def render(step: StylizeStep, image: np.ndarray, state: StyleState, out_size: tuple[int, int],
            work_size: tuple[int, int] | None = None) -> np.ndarray:
-    """BGR uint8 in -> the stylized BGR uint8 frame (`size` on the shorter side; twice as wide side by side).
+    """BGR uint8 in -> the stylized BGR uint8 frame at `out_size` (w, h; twice as wide side by side).
 
     `step` is the tab's own (its smoother, if any, has seen this tab's frames only); `work_size`, if
     smaller, is what the network runs at (the tab's governor, streamer.working_size).
     """
-    w, h = output_size(image.shape[1], image.shape[0], size)
-    step.out_size, step.preserve_color = (w, h), state.preserve_color
+    step.out_size, step.preserve_color = out_size, state.preserve_color
     step.work_size = work_size
     out = np.ascontiguousarray(step([image], state.code, state.alpha)[0])
     return side_by_side(image, out) if state.side_by_side else out

@@ -83,7 +83,7 @@ class Session:
             self.governor = Governor(out_size, fps or DEFAULT_FPS, fixed=not adaptive)
         work = self.governor.size
         t0 = time.perf_counter()
-        out = render(self.step, image, state, size, work)
+        out = render(self.step, image, state, out_size, work)
         self.governor.observe((time.perf_counter() - t0) * 1000 * sharing, "network", work)
         return out
 
@@ -177,7 +177,7 @@ class Studio:
 
         w, h = THUMB_SIZE
         state = StyleState(name, load_preset(name), smooth=False)
-        image = render(StylizeStep(self.engine), render_frame(1.0, w, h), state, 0)
+        image = render(StylizeStep(self.engine), render_frame(1.0, w, h), state, (w, h))
         return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
 
     def close(self) -> None:
