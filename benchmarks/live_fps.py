@@ -8,11 +8,11 @@ sizing given, one after the other in one run. Sizing `fixed` passes --size (the 
 it); `adaptive` gives the size in a config file, so the network's working size may go lower to hold the
 source's frame rate (streamer.working_size) while the output keeps the size.
 
-    python -m benchmarks.live_fps [--models lite,full] [--sizing fixed,adaptive] [--size 360]
+    python -m benchmarks.live_fps [--models lite,full] [--sizing fixed,adaptive] [--size 360] [--source-fps 30]
                                   [--source ../shared/data/dev/video/davis_camel] [--seconds 30]
                                   [--warmup 5] [--tag NAME] [--out benchmarks/results] [-- LIVE OPTIONS]
 
-The clip (854x480 JPEG frames) is played at 25 fps, looping; --size 360 makes the network see 640x360.
+The clip (854x480 JPEG frames) is played at --source-fps (30), looping; --size 360 makes the network see 640x360.
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ class MjpegClient(threading.Thread):
 
 def run_one(model: str, sizing: str, args, config_dir: Path) -> dict:
     port = free_port()
+    cfg = config_dir / f"{sizing}-{args.size}.yaml"
+    cfg.write_text(f"live:\n  camera_fps: {args.source_fps:g}\n")  # the folder's playback rate
+    size = ["-c", str(cfg)]
     if sizing == "fixed":
-        size = ["--size", str(args.size)]
-    else:  # the size from a config file: the output's, the working size free to go lower
-        cfg = config_dir / f"size-{args.size}.yaml"
-        cfg.write_text(f"size: {args.size}\n")
-        size = ["-c", str(cfg)]
+        size += ["--size", str(args.size)]
+    else:  # the size from the config file: the output's, the working size free to go lower
+        cfg.write_text(cfg.read_text() + f"size: {args.size}\n")
     cmd = [sys.executable, "-m", "streamer.app.cli", "live", "--source", str(args.source), *size,
            "--mjpeg", str(port), "--no-window", "--stats", "--model", model, *args.extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -118,6 +119,7 @@ def main() -> None:
     ap.add_argument("--models", default="lite,full")
     ap.add_argument("--source", type=Path, default=ROOT / "../shared/data/dev/video/davis_camel")
     ap.add_argument("--size", type=int, default=360)
+    ap.add_argument("--source-fps", type=float, default=30, help="the clip's playback rate (a camera's)")
     ap.add_argument("--sizing", default="fixed,adaptive", help="fixed, adaptive or both (comma-separated)")
     ap.add_argument("--tag", default="", help="added to the result file's name (e.g. avx2cap)")
     ap.add_argument("--seconds", type=float, default=30)
@@ -140,7 +142,8 @@ def main() -> None:
     kind = "gpu" if info.get("gpu") else "cpu"
     tag = f"-{args.tag}" if args.tag else ""
     path = args.out / f"live-fps-{kind}{tag}-{datetime.now().strftime('%Y-%m-%d')}.json"
-    path.write_text(json.dumps({"machine": info, "source": str(args.source), "size": args.size,
+    path.write_text(json.dumps({"machine": info, "source": str(args.source), "source_fps": args.source_fps,
+                                "size": args.size,
                                 "seconds": args.seconds, "warmup": args.warmup, "results": results}, indent=1))
     print(f"json: {path}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -41,6 +43,21 @@ def cpu_class() -> str:
     older class for torch and OpenVINO, not for onnxruntime's own kernels)."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return " ".join(cpu_flags()) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "")
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def stream_network_threads() -> int:
+    """CPU threads for the network inside a stream: every core but one, which decode, smoothing and encode
+    share. A parallel network on every core waits for the slowest, and in a stream one core is always
+    busy with something else (2 cores: 13 ms alone, 34 ms beside the rest; docs/models.md)."""
+    return max(1, cpu_cores() - 1)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -109,3 +126,16 @@ def machine_info() -> dict:
         except Exception:  # noqa: BLE001 - absent or broken: just not listed
             info[mod] = None
     return info
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` for a block (process-wide), then put back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

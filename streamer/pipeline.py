@@ -10,10 +10,13 @@ import logging
 import signal
 from pathlib import Path
 
+import torch
+
 from engines.adain import blend_styles
 from engines.backends import create_engine
 from engines.backends.base import Engine
 from engines.errors import StylestreamError
+from engines.machine import stream_network_threads
 from engines.presets import resolve_style
 from streamer.config import EngineConfig, StreamConfig
 from streamer.loop import StreamLoop
@@ -34,6 +37,9 @@ class Interrupted(StylestreamError):
         self.exit_code = 128 + (signum or signal.SIGINT)
 
 
+STREAM_JOBS = ("convert", "live", "serve")
+
+
 def build_engine(e: EngineConfig, job: str = "convert", frame_pixels: int | None = None) -> Engine:
     """The engine for `job` ("convert", "live", "serve"): `model: auto` picks the network for it."""
     options = {}
@@ -41,9 +47,16 @@ def build_engine(e: EngineConfig, job: str = "convert", frame_pixels: int | None
         options = {"cuda_graphs": e.cuda_graphs, "compile": e.compile}
     if e.threads:
         options["threads"] = e.threads
+    elif job in STREAM_JOBS:  # on a CPU the network shares the machine with the rest of the stream
+        options["threads"] = stream_network_threads()
     engine = create_engine(e.backend, device=e.device, precision=e.precision,
                            decoder=str(e.decoder) if e.decoder else None, model=e.model, job=job,
                            frame_pixels=frame_pixels, **options)
+    if engine.device.type == "cpu" and engine.name != "torch":
+        # torch only moves the frames here (upload, resize); a second OpenMP thread would wait for a core
+        # that the network, the smoothing or the encoder holds (upload: 10 -> 3.6 ms per 360p frame on
+        # 2 cores, docs/models.md). Style codes still get every core (Engine.encode_style).
+        torch.set_num_threads(1)
     log.info("engine: %s", engine.describe_model())
     return engine
 

@@ -32,6 +32,17 @@ MARKER_BITS = 8      # indices wrap after 2**8 frames
 os.environ.setdefault("STYLESTREAM_CALIBRATE", "off")
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A stream built on a CPU non-torch engine sets torch to one thread (streamer.pipeline.build_engine);
+    in one test process that would carry over to every later test."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def frame_marker(image: np.ndarray) -> int:
     """The index (mod 256) a `draw_frame` frame was drawn with, read back from its (decoded) image."""
     h, w = image.shape[:2]

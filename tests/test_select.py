@@ -131,3 +131,27 @@ def test_auto_on_a_cpu_measures_once_and_keeps_the_fastest(tmp_path, monkeypatch
         again = create_engine("auto", device="cpu", graph=graph, frame_pixels=96 * 64, threads=1)
     assert again.name == engine.name and "calibrating" not in caplog.text  # read, not measured again
     assert calibrate.size_class(640 * 360) == (360, 640)
+
+
+
+def test_a_stream_on_a_cpu_engine_other_than_torch_leaves_torch_one_thread_and_style_codes_all(monkeypatch):
+    """torch only moves frames beside onnxruntime/OpenVINO: one thread (no OpenMP wait on a busy core);
+    a style code, computed once, still gets every core."""
+    import os
+
+    import engines.vgg
+    from streamer.config import EngineConfig
+    from streamer.pipeline import build_engine
+
+    engine = build_engine(EngineConfig(model="lite", backend="onnxruntime", device="cpu"))
+    assert torch.get_num_threads() == 1
+    seen, real = [], engines.vgg.style_statistics
+
+    def counting(image):
+        seen.append(torch.get_num_threads())
+        return real(image)
+
+    monkeypatch.setattr(engines.vgg, "style_statistics", counting)
+    code = engine.encode_style(torch.rand(1, 3, 64, 64), size=None)
+    assert seen == [os.cpu_count() or 1] and torch.isfinite(code.mean).all()
+    assert torch.get_num_threads() == 1

@@ -231,12 +231,16 @@ def test_latest_wins_reader_gives_the_newest_frame_and_counts_drops(make_video, 
 
 def test_lost_capture_is_retried_with_backoff_and_status(make_video):
     path = make_video("short.mp4", frames=3, size=(64, 48), audio=False)
+    # back for good: long enough that the reader (ahead of a slow consumer) does not lose it again
+    back = make_video("back.mp4", frames=120, size=(64, 48), audio=False)
     calls = []
 
     def factory():
         calls.append(time.monotonic())
         # the first open works; then the "device" is gone for three attempts, then back
-        return cv2.VideoCapture(str(path) if len(calls) == 1 or len(calls) >= 5 else str(path) + ".gone")
+        if len(calls) == 1:
+            return cv2.VideoCapture(str(path))
+        return cv2.VideoCapture(str(back) if len(calls) >= 5 else str(path) + ".gone")
 
     src = LiveCaptureSource(factory, name="flaky", missing="gone", backoff=(0.02, 0.08))
     frames = []

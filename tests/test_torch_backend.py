@@ -110,3 +110,14 @@ def test_cuda_graph_replay_matches_eager(style):
         x = torch.rand(2, 3, 64, 64, device="cuda")
         assert torch.allclose(graphed.stylize(x, style, 0.7).float(), eager.stylize(x, style, 0.7).float(),
                               atol=2e-3)
+
+
+def test_cpu_download_rounds_and_clips_as_the_device_path():
+    """The CPU download (OpenCV per plane) gives exactly the torch formula the GPU path uses."""
+    from engines.backends.base import chw_to_bgr_uint8
+
+    x = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2  # out of range too
+    want = x.clamp(0, 1).mul(255).round().to(torch.uint8).flip(0).permute(1, 2, 0).numpy()
+    got = chw_to_bgr_uint8(x.numpy())
+    assert got.shape == (37, 53, 3) and got.dtype == np.uint8 and got.flags.c_contiguous
+    assert np.array_equal(got, want)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 CONTRAST_DOWN = 4  # the local contrast is measured at this fraction of the resolution: smooth at that scale
 
-_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_GRIDS: dict[tuple, tuple[np.ndarray, np.ndarray] | np.ndarray] = {}
 
 
 def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +26,19 @@ def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         _GRIDS[(h, w)] = (np.tile(np.arange(w, dtype=np.float32), (h, 1)),
                           np.tile(np.arange(h, dtype=np.float32)[:, None], (1, w)))
     return _GRIDS[(h, w)]
+
+
+def pixel_grid_xy(h: int, w: int) -> np.ndarray:
+    """`pixel_grid` as one H x W x 2 map (x, y), the form cv2.remap takes in a single array."""
+    key = (h, w, "xy")
+    if key not in _GRIDS:
+        _GRIDS[key] = cv2.merge(pixel_grid(h, w))
+    return _GRIDS[key]
+
+
+def sum_channels(img: np.ndarray) -> np.ndarray:
+    """H x W x C -> H x W, the sum over the channels."""
+    return cv2.transform(img, np.ones((1, img.shape[2]), np.float32))
 
 
 def warp_numpy(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
