@@ -53,13 +53,6 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def stream_network_threads() -> int:
-    """CPU threads for the network inside a stream: every core but one, which decode, smoothing and encode
-    share. A parallel network on every core waits for the slowest, and in a stream one core is always
-    busy with something else (2 cores: 13 ms alone, 34 ms beside the rest; docs/models.md)."""
-    return max(1, cpu_cores() - 1)
-
-
 def cpu_has_native_bf16() -> bool:
     """True where the CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX): there the torch
     backend in bf16 is faster than the best fp32 backend at the same quality (docs/models.md)."""

@@ -34,13 +34,13 @@ class EngineConfig(Strict):
     batch: int = Field(default=0, ge=0, le=64)   # frames per engine call for files; 0 = pick for the device
     cuda_graphs: bool = True
     compile: bool = False
-    threads: int = Field(default=0, ge=0, le=256)  # CPU threads for the network; 0 = every core but one in a stream
+    threads: int = Field(default=0, ge=0, le=256)  # CPU threads for the network; 0 = the backend's default (every core)
 
 
 class VideoOutputConfig(Strict):
     codec: str = "libx264"
     crf: int = Field(default=18, ge=0, le=63)
-    preset: str = "faster"  # x264 faster: 45% less CPU than medium for 0.35 dB at the same crf (models.md)
+    preset: str = "faster"  # x264 faster: half the CPU of medium for 0.5 dB at the same crf (models.md)
     audio: bool = True
     overwrite: bool = False
 

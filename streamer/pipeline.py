@@ -16,7 +16,6 @@ from engines.adain import blend_styles
 from engines.backends import create_engine
 from engines.backends.base import Engine
 from engines.errors import StylestreamError
-from engines.machine import stream_network_threads
 from engines.presets import resolve_style
 from streamer.config import EngineConfig, StreamConfig
 from streamer.loop import StreamLoop
@@ -37,9 +36,6 @@ class Interrupted(StylestreamError):
         self.exit_code = 128 + (signum or signal.SIGINT)
 
 
-STREAM_JOBS = ("convert", "live", "serve")
-
-
 def build_engine(e: EngineConfig, job: str = "convert", frame_pixels: int | None = None) -> Engine:
     """The engine for `job` ("convert", "live", "serve"): `model: auto` picks the network for it."""
     options = {}
@@ -47,8 +43,6 @@ def build_engine(e: EngineConfig, job: str = "convert", frame_pixels: int | None
         options = {"cuda_graphs": e.cuda_graphs, "compile": e.compile}
     if e.threads:
         options["threads"] = e.threads
-    elif job in STREAM_JOBS:  # on a CPU the network shares the machine with the rest of the stream
-        options["threads"] = stream_network_threads()
     engine = create_engine(e.backend, device=e.device, precision=e.precision,
                            decoder=str(e.decoder) if e.decoder else None, model=e.model, job=job,
                            frame_pixels=frame_pixels, **options)
