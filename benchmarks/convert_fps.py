@@ -75,8 +75,9 @@ def contenders(style: Path, tmp: Path) -> dict[str, callable]:
     stylestream = shutil.which("stylestream") or sys.exit("error: stylestream is not installed")
     both = tmp / "both.yaml"  # the statistics EMA as well, which runs the network in two halves
     both.write_text("temporal:\n  mechanism: both\n")
-    spare_core = tmp / "spare-core.yaml"  # the network on every core but one (the default: every core)
-    spare_core.write_text(f"engine:\n  threads: {max(1, cpu_cores() - 1)}\n")
+    spare = max(1, cpu_cores() - 1)  # the network on every core but one (the default: every core)
+    spare_core = tmp / "spare-core.yaml"
+    spare_core.write_text(f"engine:\n  threads: {spare}\n")
 
     def ours(*extra: str):
         return lambda clip, out: [stylestream, "convert", str(clip), "-o", str(out), "--model", "lite",
@@ -84,7 +85,7 @@ def contenders(style: Path, tmp: Path) -> dict[str, callable]:
 
     rows = {"stylestream lite, smoothing (auto: flow)": ours(),
             "stylestream lite, smoothing both (EMA + flow)": ours("-c", str(both)),
-            f"stylestream lite, smoothing, network on {max(1, cpu_cores() - 1)} of {cpu_cores()} cores":
+            f"stylestream lite, smoothing, network on {spare} of {cpu_cores()} cores":
                 ours("-c", str(spare_core)),
             "stylestream lite, smoothing, x264 medium": ours("--preset", "medium"),
             "stylestream lite, no smoothing": ours("--no-smooth")}

@@ -67,12 +67,13 @@ class MjpegClient(threading.Thread):
 def run_one(model: str, sizing: str, args, config_dir: Path) -> dict:
     port = free_port()
     cfg = config_dir / f"{sizing}-{args.size}.yaml"
-    cfg.write_text(f"live:\n  camera_fps: {args.source_fps:g}\n")  # the folder's playback rate
+    text = f"live:\n  camera_fps: {args.source_fps:g}\n"  # the folder's playback rate
     size = ["-c", str(cfg)]
     if sizing == "fixed":
         size += ["--size", str(args.size)]
     else:  # the size from the config file: the output's, the working size free to go lower
-        cfg.write_text(cfg.read_text() + f"size: {args.size}\n")
+        text += f"size: {args.size}\n"
+    cfg.write_text(text)
     cmd = [sys.executable, "-m", "streamer.app.cli", "live", "--source", str(args.source), *size,
            "--mjpeg", str(port), "--no-window", "--stats", "--model", model, *args.extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)

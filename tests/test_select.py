@@ -133,13 +133,11 @@ def test_auto_on_a_cpu_measures_once_and_keeps_the_fastest(tmp_path, monkeypatch
     assert calibrate.size_class(640 * 360) == (360, 640)
 
 
-
 def test_a_stream_on_a_cpu_engine_other_than_torch_leaves_torch_one_thread_and_style_codes_all(monkeypatch):
     """torch only moves frames beside onnxruntime/OpenVINO: one thread (no OpenMP wait on a busy core);
     a style code, computed once, still gets every core."""
-    import os
-
     import engines.vgg
+    from engines.machine import cpu_cores
     from streamer.config import EngineConfig
     from streamer.pipeline import build_engine
 
@@ -153,5 +151,5 @@ def test_a_stream_on_a_cpu_engine_other_than_torch_leaves_torch_one_thread_and_s
 
     monkeypatch.setattr(engines.vgg, "style_statistics", counting)
     code = engine.encode_style(torch.rand(1, 3, 64, 64), size=None)
-    assert seen == [os.cpu_count() or 1] and torch.isfinite(code.mean).all()
+    assert seen == [cpu_cores()] and torch.isfinite(code.mean).all()
     assert torch.get_num_threads() == 1

@@ -7,7 +7,6 @@ so a frame crosses the bus once as bytes each way.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -53,10 +52,10 @@ class Engine(ABC):
             image = resize_shorter(image, MIN_SIDE)
         # Every network reads the same VGG code (engines.adain.CODE_LAYERS), computed once per style in fp32
         # off the per-frame path; the full model reads its relu4_1 tail.
-        from engines.machine import torch_threads
+        from engines.machine import cpu_cores, torch_threads
         from engines.vgg import style_statistics
 
-        with torch_threads(max(torch.get_num_threads(), os.cpu_count() or 1)):  # once per style: all cores
+        with torch_threads(max(torch.get_num_threads(), cpu_cores())):  # once per style: all cores
             mean, std = style_statistics(image)
         return StyleCode(mean[0].float().cpu(), std[0].float().cpu(), source)
 

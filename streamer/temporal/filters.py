@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 CONTRAST_DOWN = 4  # the local contrast is measured at this fraction of the resolution: smooth at that scale
 
-_GRIDS: dict[tuple, tuple[np.ndarray, np.ndarray] | np.ndarray] = {}
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_GRIDS_XY: dict[tuple[int, int], np.ndarray] = {}
 
 
 def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,10 +31,11 @@ def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 def pixel_grid_xy(h: int, w: int) -> np.ndarray:
     """`pixel_grid` as one H x W x 2 map (x, y), the form cv2.remap takes in a single array."""
-    key = (h, w, "xy")
-    if key not in _GRIDS:
-        _GRIDS[key] = cv2.merge(pixel_grid(h, w))
-    return _GRIDS[key]
+    if (h, w) not in _GRIDS_XY:
+        if len(_GRIDS_XY) > 8:
+            _GRIDS_XY.clear()
+        _GRIDS_XY[(h, w)] = cv2.merge(pixel_grid(h, w))
+    return _GRIDS_XY[(h, w)]
 
 
 def sum_channels(img: np.ndarray) -> np.ndarray:
