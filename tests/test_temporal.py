@@ -25,6 +25,7 @@ from streamer.temporal import (
     TemporalSmoother,
     blur_numpy,
     blur_torch,
+    fused,
     local_mean_numpy,
     local_mean_torch,
     needs_reset,
@@ -32,6 +33,7 @@ from streamer.temporal import (
     warp_numpy,
     warp_torch,
 )
+from streamer.temporal.filters import CONTRAST_DOWN, padding
 
 H, W = 96, 128
 PRESET = Path(__file__).resolve().parents[1] / "engines/presets/starry-night.safetensors"
@@ -375,13 +377,15 @@ def test_torch_blur_matches_cv2():
     assert want.std() < 0.1 * odd.std()  # it is a wide average
 
 
-def test_device_path_matches_the_cpu_path():
-    """The GPU path (tensors, grid_sample) gives the CPU path's result; run here on CPU tensors."""
+@pytest.mark.parametrize("detail_sigma", [1.5, 0.0])
+def test_device_path_matches_the_cpu_path(detail_sigma):
+    """The GPU path (tensors, grid_sample) gives the CPU path's result (OpenCV and the fused kernels);
+    run here on CPU tensors, with and without the detail restoration."""
     big = scene(14, H + 20, W + 20)
     frames = [np.ascontiguousarray(big[10:10 + H, 10 - 2 * t:10 - 2 * t + W]) for t in range(4)]
     styl = [texture(i) for i in range(len(frames))]
-    on_cpu = TemporalSmoother(TemporalSettings(mechanism="flow"))
-    on_dev = TemporalSmoother(TemporalSettings(mechanism="flow"))
+    on_cpu = TemporalSmoother(TemporalSettings(mechanism="flow", detail_sigma=detail_sigma))
+    on_dev = TemporalSmoother(TemporalSettings(mechanism="flow", detail_sigma=detail_sigma))
     for f, s in zip(frames, styl, strict=False):
         a = on_cpu.smooth(f, s)
         t = torch.from_numpy(np.ascontiguousarray(s[..., ::-1])).permute(2, 0, 1).float() / 255  # RGB, like y
@@ -390,6 +394,28 @@ def test_device_path_matches_the_cpu_path():
         b = (b.permute(1, 2, 0).numpy()[..., ::-1] * 255).round()
         assert np.abs(b - a).mean() < 0.5 and np.abs(b - a).max() <= 3
     assert on_dev.flow.last_mask_mean > 0.6
+
+
+def test_fused_block_sums_are_the_area_reduction_of_the_padded_image():
+    """The fused kernels' block sums equal OpenCV's INTER_AREA reduction of the image padded by
+    replication (as local_mean_small_numpy reduces), on a size that is not a multiple of the blocks."""
+    rng = np.random.default_rng(3)
+    h, w, down = 61, 83, CONTRAST_DOWN
+    ph, pw = padding(h, w)
+
+    def area(img):
+        padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+        return cv2.resize(padded, None, fx=1 / down, fy=1 / down, interpolation=cv2.INTER_AREA)
+
+    warped = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
+    cur = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    d, cur_f, sums = fused.difference(warped, cur, down, ph, pw)
+    assert np.array_equal(cur_f, cur.astype(np.float32)) and np.allclose(d, warped - cur_f)
+    assert np.allclose(sums / down ** 2, area(d), atol=1e-3)
+    low, cur_low = cv2.GaussianBlur(warped, (0, 0), 1.5), cv2.GaussianBlur(cur_f, (0, 0), 1.5)
+    energy = fused.detail_energies(warped, low, cur_f, cur_low, down, ph, pw)
+    want = np.dstack([area(((warped - low) ** 2).sum(2)), area(((cur_f - cur_low) ** 2).sum(2))])
+    assert np.allclose(energy / down ** 2, want, rtol=1e-4, atol=1e-2)
 
 
 # -- cuts and settings ------------------------------------------------------------------------------------

@@ -38,11 +38,6 @@ def pixel_grid_xy(h: int, w: int) -> np.ndarray:
     return _GRIDS_XY[(h, w)]
 
 
-def sum_channels(img: np.ndarray) -> np.ndarray:
-    """H x W x C -> H x W, the sum over the channels."""
-    return cv2.transform(img, np.ones((1, img.shape[2]), np.float32))
-
-
 def warp_numpy(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Warp an H x W (x C) image by an H x W x 2 flow with cv2.remap (CPU)."""
     gx, gy = pixel_grid(*flow.shape[:2])
@@ -94,7 +89,7 @@ def blur_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, ksize, 1), groups=c)
 
 
-def _padding(h: int, w: int) -> tuple[int, int]:
+def padding(h: int, w: int) -> tuple[int, int]:
     return -h % CONTRAST_DOWN, -w % CONTRAST_DOWN
 
 
@@ -107,7 +102,7 @@ def local_mean_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
 def local_mean_small_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
     """`local_mean_numpy` before its upsampling: at 1 / CONTRAST_DOWN of the (padded) size."""
     h, w = img.shape[:2]
-    ph, pw = _padding(h, w)
+    ph, pw = padding(h, w)
     padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
     small = cv2.resize(padded, None, fx=1 / CONTRAST_DOWN, fy=1 / CONTRAST_DOWN, interpolation=cv2.INTER_AREA)
     return blur_numpy(small, sigma / CONTRAST_DOWN)
@@ -115,7 +110,7 @@ def local_mean_small_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def upsample_numpy(small: np.ndarray, h: int, w: int) -> np.ndarray:
     """A local_mean_small_numpy result (or a function of it) back to h x w."""
-    ph, pw = _padding(h, w)
+    ph, pw = padding(h, w)
     return cv2.resize(small, (w + pw, h + ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
@@ -126,12 +121,12 @@ def local_mean_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def local_mean_small_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:
     h, w = x.shape[-2:]
-    ph, pw = _padding(h, w)
+    ph, pw = padding(h, w)
     return blur_torch(F.avg_pool2d(F.pad(x, (0, pw, 0, ph), mode="replicate"), CONTRAST_DOWN), sigma / CONTRAST_DOWN)
 
 
 def upsample_torch(small: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    ph, pw = _padding(h, w)
+    ph, pw = padding(h, w)
     return F.interpolate(small, size=(h + ph, w + pw), mode="bilinear", align_corners=False)[..., :h, :w]
 
 

@@ -14,16 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from streamer.temporal import fused
 from streamer.temporal.filters import (
+    CONTRAST_DOWN,
     blur_numpy,
     blur_torch,
     gray,
-    local_mean_small_numpy,
     local_mean_small_torch,
     local_mean_torch,
+    padding,
     pixel_grid,
     pixel_grid_xy,
-    sum_channels,
     upsample_numpy,
     upsample_torch,
     warp_numpy,
@@ -143,35 +144,30 @@ class FlowBlender:
         return out
 
     def _blend_numpy(self, est: FlowEstimate, prev: np.ndarray, cur_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # whole-image OpenCV passes (SIMD), as few as the formulas allow: every full-resolution pass costs
-        # about 0.3-0.5 ms at 360p on one core. What is smooth (the coarse term, the local contrast and
-        # so the gain) is computed at 1 / CONTRAST_DOWN resolution; the local means are linear, so the
-        # coarse term is the difference of two small means, and the channel sums are taken small too.
-        # blendLinear weighs a 3-channel image by a 1-channel map without expanding the map.
+        # OpenCV resamples and blurs; each run of element-wise steps between those is one pass over the
+        # pixels (streamer.temporal.fused). What is smooth (the coarse term, the local contrast and so
+        # the gain) is computed on the CONTRAST_DOWN block means, as local_mean_small_numpy does.
         h, w = cur_u8.shape[:2]
         th, tw = est.flow.shape[:2]
+        ph, pw = padding(h, w)
+        per_block = 1.0 / CONTRAST_DOWN ** 2
         flow = cv2.resize(cv2.multiply(est.flow, (w / tw, h / th, 0, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
         warped = cv2.remap(prev, cv2.add(flow, pixel_grid_xy(h, w)), None, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.resize(est.mask, (w, h), interpolation=cv2.INTER_LINEAR)
-        cur = cur_u8.astype(np.float32)
-        # y = cur + mask * (blend * d + (blend_coarse - blend) * local_mean(d)), d = warped - cur
-        target = cv2.addWeighted(warped, self.blend, cur, 1.0 - self.blend, 0.0)
-        if self.blend_coarse != self.blend:
-            coarse = cv2.subtract(local_mean_small_numpy(warped, COARSE_SIGMA),
-                                  local_mean_small_numpy(cur, COARSE_SIGMA))
-            target = cv2.scaleAdd(upsample_numpy(coarse, h, w), self.blend_coarse - self.blend, target)
-        y = cv2.blendLinear(target, cur, mask, 1.0 - mask)
+        d, cur, sums = fused.difference(warped, cur_u8, CONTRAST_DOWN, ph, pw)
+        coarse = upsample_numpy(blur_numpy(sums * per_block, COARSE_SIGMA / CONTRAST_DOWN), h, w)  # local mean of d
+        y = fused.blend_fine(cur, d, mask, coarse, np.float32(self.blend), np.float32(self.blend_coarse - self.blend))
         if self.detail_sigma > 0:
-            yl, cl = blur_numpy(y, self.detail_sigma), blur_numpy(cur, self.detail_sigma)
-            yd, cd = cv2.subtract(y, yl), cv2.subtract(cur, cl)
-            e_y = sum_channels(local_mean_small_numpy(cv2.multiply(yd, yd), self.contrast_sigma))
-            e_c = sum_channels(local_mean_small_numpy(cv2.multiply(cd, cd), self.contrast_sigma))
-            gain = cv2.min(cv2.max(cv2.sqrt(cv2.divide(e_c + 1.0, e_y + 1.0)), 1.0), MAX_GAIN)  # smooth: at low res
-            gain = cv2.add(cv2.multiply(upsample_numpy(gain, h, w) - 1.0, mask), 1.0)
-            y = cv2.blendLinear(y, yl, gain, 1.0 - gain)  # yl + gain * (y - yl)
-        np.clip(y, 0.0, 255.0, out=y)  # (cv2.min with a number would clip the first channel only)
-        return cv2.convertScaleAbs(y), y
+            y_low, cur_low = blur_numpy(y, self.detail_sigma), blur_numpy(cur, self.detail_sigma)
+            energy = fused.detail_energies(y, y_low, cur, cur_low, CONTRAST_DOWN, ph, pw)
+            energy = blur_numpy(energy * per_block, self.contrast_sigma / CONTRAST_DOWN)
+            gain = np.sqrt((energy[..., 1] + 1.0) / (energy[..., 0] + 1.0)).clip(1.0, MAX_GAIN)  # smooth: at low res
+            gain = upsample_numpy(gain, h, w)
+        else:  # no detail restoration: only the clipping and rounding remain
+            y_low, gain = y, mask
+        state, out = fused.restore_detail(y, y_low, mask, gain)
+        return out, state
 
     def _blend_torch(self, est: FlowEstimate, prev: torch.Tensor, cur_in: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:

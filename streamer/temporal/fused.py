@@ -1,0 +1,121 @@
+"""The element-wise steps of the CPU flow blend, fused into single passes over the pixels (numba).
+
+The blend (flow.FlowBlender, formulas in docs/temporal.md) is a dozen element-wise steps between a few
+resamplings and blurs. OpenCV does the resampling (`remap`, `resize`) and the Gaussian blurs, which it
+vectorises well; as whole-image OpenCV calls, though, each element-wise step reads and writes the
+640x360 frame again, and those passes were most of the time (0.3-0.5 ms each on one core). Each kernel
+here is one run of such steps, in one loop:
+
+- `difference`: d = warped - current, the current frame in float, and the block sums of d (the coarse
+  term is a local mean of d, taken on the block means);
+- `blend_fine`: y = current + mask * (b * d + k * coarse);
+- `detail_energies`: the block sums of the fine detail's energy, of y and of the current frame;
+- `restore_detail`: y = low + gain * (y - low), clipped: the float state and the uint8 output.
+
+Block sums are over `down` x `down` blocks of the image padded by replication to a multiple of `down`,
+as filters.local_mean_small_numpy reduces it. The kernels release the GIL: the blend runs on the
+smoother thread beside the network. They are compiled on first use and cached on disk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True, fastmath=True, boundscheck=False)
+
+
+@njit(**_JIT)
+def _add_padding(sums, last_row, last_col, down, pad_h, pad_w):
+    """Block sums over an image padded by replication: the padding's rows repeat `last_row` (W x C),
+    its columns the last column `last_col` (H x C), its corner their shared pixel."""
+    h, w = last_col.shape[0], last_row.shape[0]
+    for yy in range(h, h + pad_h):
+        for x in range(w):
+            for c in range(sums.shape[2]):
+                sums[yy // down, x // down, c] += last_row[x, c]
+    for y in range(h + pad_h):
+        for xx in range(w, w + pad_w):
+            for c in range(sums.shape[2]):
+                sums[y // down, xx // down, c] += last_col[min(y, h - 1), c]
+
+
+@njit(**_JIT)
+def difference(warped, cur, down, pad_h, pad_w):
+    """-> d = warped - cur, cur as float32 (both H x W x 3), the block sums of d."""
+    h, w = cur.shape[0], cur.shape[1]
+    d = np.empty((h, w, 3), np.float32)
+    cur_f = np.empty((h, w, 3), np.float32)
+    sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 3), np.float32)
+    for y in range(h):
+        for x in range(w):
+            for c in range(3):
+                v = np.float32(cur[y, x, c])
+                cur_f[y, x, c] = v
+                d[y, x, c] = warped[y, x, c] - v
+        row = sums[y // down]
+        for x in range(w):  # apart from the loop above, which then vectorises
+            for c in range(3):
+                row[x // down, c] += d[y, x, c]
+    if pad_h or pad_w:
+        _add_padding(sums, d[h - 1], d[:, w - 1], down, pad_h, pad_w)
+    return d, cur_f, sums
+
+
+@njit(**_JIT)
+def blend_fine(cur_f, d, mask, coarse, b, k):
+    """y = cur_f + mask * (b * d + k * coarse); mask H x W, the rest H x W x 3."""
+    h, w = cur_f.shape[0], cur_f.shape[1]
+    y_img = np.empty((h, w, 3), np.float32)
+    for y in range(h):
+        for x in range(w):
+            m = mask[y, x]
+            for c in range(3):
+                y_img[y, x, c] = cur_f[y, x, c] + m * (b * d[y, x, c] + k * coarse[y, x, c])
+    return y_img
+
+
+@njit(**_JIT)
+def detail_energies(y_img, y_low, cur_f, cur_low, down, pad_h, pad_w):
+    """The block sums of the channel-summed squared fine detail: [..., 0] of y_img - y_low,
+    [..., 1] of cur_f - cur_low."""
+    h, w = y_img.shape[0], y_img.shape[1]
+    sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 2), np.float32)
+    last_row = np.empty((w, 2), np.float32)
+    last_col = np.empty((h, 2), np.float32)
+    for y in range(h):
+        for x in range(w):
+            ey = np.float32(0.0)
+            ec = np.float32(0.0)
+            for c in range(3):
+                a = y_img[y, x, c] - y_low[y, x, c]
+                e = cur_f[y, x, c] - cur_low[y, x, c]
+                ey += a * a
+                ec += e * e
+            sums[y // down, x // down, 0] += ey
+            sums[y // down, x // down, 1] += ec
+            if y == h - 1:
+                last_row[x, 0], last_row[x, 1] = ey, ec
+            if x == w - 1:
+                last_col[y, 0], last_col[y, 1] = ey, ec
+    if pad_h or pad_w:
+        _add_padding(sums, last_row, last_col, down, pad_h, pad_w)
+    return sums
+
+
+@njit(**_JIT)
+def restore_detail(y_img, y_low, mask, gain):
+    """y_low + g * (y_img - y_low), g = 1 + (gain - 1) * mask (both H x W), clipped to [0, 255]:
+    -> the float32 state and the rounded uint8 output."""
+    h, w = y_img.shape[0], y_img.shape[1]
+    state = np.empty((h, w, 3), np.float32)
+    out = np.empty((h, w, 3), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            g = np.float32(1.0) + (gain[y, x] - np.float32(1.0)) * mask[y, x]
+            for c in range(3):
+                low = y_low[y, x, c]
+                v = min(max(low + g * (y_img[y, x, c] - low), np.float32(0.0)), np.float32(255.0))
+                state[y, x, c] = v
+                out[y, x, c] = np.uint8(v + np.float32(0.5))
+    return state, out
