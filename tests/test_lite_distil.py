@@ -77,8 +77,8 @@ def test_finetune_adds_the_vgg_losses_against_the_cached_code(data, tmp_path):
     train(dataclasses.replace(opts, phase="finetune"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in rows] == ["finetune", "finetune"]
-    assert all(r["style"] > 0 and r["content"] > 0 for r in rows if r["style"] or r["content"])
-    assert any(r["style"] > 0 for r in rows)  # TINY draws most pairs at alpha 1: the VGG terms ran
+    assert all(r["content"] > 0 for r in rows)  # the content loss judges every pair, at its alpha
+    assert any(r["style"] > 0 for r in rows)  # TINY draws most pairs at alpha 1: the style loss ran
     manifest = json.loads((tmp_path / "run" / "lite.json").read_text())
     assert manifest["phase"] == "finetune" and "style" in manifest["final_losses"]["mean_last_windows"]
 
@@ -88,3 +88,28 @@ def test_the_full_model_has_no_distil_phase(data, tmp_path):
 
     with pytest.raises(ConfigError, match="no 'distil' phase"):
         train(_opts(data, tmp_path, phase="distil"))
+
+
+def test_finetune_judges_content_at_each_alpha_and_style_at_alpha_1_only(tmp_path):
+    """The content target is the AdaIN target at the pair's alpha (at 0: the content's own features), the
+    style loss counts only the pairs at alpha 1, weighed by their share of the batch."""
+    from engines.adain import CODE_LAYERS
+    from engines.lite.distil import CodeVGGLoss
+    from engines.train.options import TrainOptions
+
+    loss = CodeVGGLoss(TrainOptions(content_dir="", style_dir=""))
+    gen = torch.Generator().manual_seed(0)
+    content = torch.rand(3, 3, 48, 48, generator=gen)
+    mean = torch.rand(3, sum(CODE_LAYERS), generator=gen)
+    std = torch.rand(3, sum(CODE_LAYERS), generator=gen) + 0.1
+    with torch.no_grad():
+        _, at_zero, no_style = loss(content, content, mean, std, torch.zeros(3))
+        _, at_one, _ = loss(content, content, mean, std, torch.ones(3))
+        total, _, style_first = loss(content, content, mean, std, torch.tensor([1.0, 0.5, 0.0]))
+        _, _, style_alone = loss(content[:1], content[:1], mean[:1], std[:1], torch.ones(1))
+        _, content_mixed, _ = loss(content, content, mean, std, torch.tensor([1.0, 0.5, 0.0]))
+    assert at_zero < 1e-6 < at_one  # the content image is its own target at alpha 0, not at alpha 1
+    assert no_style == 0 and torch.isclose(style_first, style_alone, rtol=1e-4)
+    base = loss.base
+    want = base.content_weight * content_mixed + base.style_weight * style_alone / 3
+    assert torch.isclose(total, want, rtol=1e-4)
