@@ -6,10 +6,16 @@ themselves are never shipped. Any image path (or a saved .safetensors StyleCode)
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from pathlib import Path
 
-from engines.adain import StyleCode
-from engines.errors import InputError
+from engines.adain import CODE_LAYERS, StyleCode
+from engines.errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
+CODE_CACHE_VERSION = 1  # bump when the code a style image gives changes (layers, encoder, resizing)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -39,11 +45,50 @@ def resolve_style(spec: str, encode_image, size: int | None = None, max_pixels: 
             raise InputError(f"Style code not found: {path}")
         return StyleCode.load(path)
     if path.is_file():
+        cached = cached_code_path(path, size, max_pixels)
+        if cached is not None and cached.is_file():
+            try:
+                code = StyleCode.load(cached)
+                log.debug("style code of %s from the cache (%s)", path, cached)
+                return StyleCode(code.mean, code.std, path.stem, code.meta)
+            except InputError:  # a damaged cache entry: computed again below
+                pass
         image = load_image_tensor(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
         work_size(*image.shape[-2:], size, max_pixels or DEFAULT_MAX_PIXELS, f"Style image {path}")
-        return encode_image(image, size, path.stem)
+        code = encode_image(image, size, path.stem)
+        if cached is not None:
+            save_cached_code(code, cached)
+        return code
     if (PRESET_DIR / f"{spec}.safetensors").is_file():
         return load_preset(spec)
     if path.suffix or "/" in spec:
         raise InputError(f"Style image not found: {path}")
     return load_preset(spec)  # raises with the list of presets
+
+
+def cached_code_path(image: Path, size: int | None, max_pixels: int | None) -> Path | None:
+    """Where the code of this image file at this size is cached: keyed by the file's bytes, the size and
+    pixel limit (a run with a lower limit still refuses the image), the code's layout and the VGG encoder
+    (the shipped one, or $STYLESTREAM_VGG), so an edited image or another encoder never reuses a code.
+    None where no cache folder can be had."""
+    from engines.export import cache_dir
+
+    encoder = os.environ.get("STYLESTREAM_VGG") or "shipped"
+    digest = hashlib.sha256()
+    digest.update(image.read_bytes())
+    digest.update(f"|{size}|{max_pixels}|{CODE_LAYERS}|{encoder}|v{CODE_CACHE_VERSION}".encode())
+    try:
+        return cache_dir("style-codes") / f"{digest.hexdigest()[:40]}.safetensors"
+    except OutputError:
+        return None
+
+
+def save_cached_code(code: StyleCode, path: Path) -> None:
+    """Best effort: a cache that cannot be written only costs the next run the encoding."""
+    from engines.files import atomic_output
+
+    try:
+        with atomic_output(path) as tmp:
+            code.save(tmp)
+    except OSError as e:
+        log.debug("style code not cached (%s): %s", path, e)

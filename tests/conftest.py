@@ -148,6 +148,15 @@ def draw_frame_fixture() -> Callable[[int, int, int], np.ndarray]:
     return draw_frame
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """The suite's own cache (ONNX exports, calibrations, style codes): never the user's ~/.cache, and
+    nothing carried over from an earlier run."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STYLESTREAM_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """A private ONNX/engine cache (STYLESTREAM_CACHE) per test module, so tests never touch ~/.cache."""
