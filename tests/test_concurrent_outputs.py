@@ -235,7 +235,14 @@ def test_ctrl_c_while_an_image_run_holds_its_output_leaves_nothing_behind(tmp_pa
         time.sleep(0.01)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # say why, and leave no run behind burning a core
+        status = Path(f"/proc/{proc.pid}/status")
+        dispositions = [line for line in status.read_text().splitlines() if line.startswith(("SigIgn", "SigCgt"))]
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"the run went on for 120 s after SIGINT; its signal dispositions: {dispositions}")
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]  # no output, lock or temporary file
