@@ -37,7 +37,7 @@ from pathlib import Path
 import av
 import cv2
 
-from engines.machine import cpu_class, cpu_cores, machine_info
+from engines.machine import cpu_class, cpu_cores, cpu_result_tag, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "dev"
@@ -130,7 +130,7 @@ def main() -> None:
                   f"{startup:.1f} s start-up", flush=True)
     print(f"CPU: {cpu_class()}")
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = "avx2cap" if "ONEDNN_MAX_CPU_ISA" in cpu_class() else "native"
+    tag = cpu_result_tag()
     path = args.out / f"convert-fps-cpu-{tag}-{datetime.now():%Y-%m-%d}.json"
     path.write_text(json.dumps({"benchmark": "convert_fps", "created": datetime.now().astimezone().isoformat(),
                                 "machine": machine_info(), "clip": f"{args.video.name} {SIZE[0]}x{SIZE[1]}",

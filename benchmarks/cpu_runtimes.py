@@ -29,7 +29,7 @@ from engines.adain import StyleCode
 from engines.export import cached_export
 from engines.graph import load_graph
 from engines.images import list_images, load_image_tensor
-from engines.machine import cpu_class, cpu_has_native_bf16, machine_info
+from engines.machine import cpu_class, cpu_has_native_bf16, cpu_result_tag, machine_info
 from engines.presets import PRESET_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:30s} {threads} thr {ms:8.1f} ms {1000 / ms:6.1f} fps  PSNR {quality} dB", flush=True)
     result = {"benchmark": "cpu_runtimes", "size": a.size, "cpu_class": cpu_class(), "machine": machine_info(),
               "date": datetime.now().isoformat(timespec="seconds"), "rows": rows}
-    tag = "avx2cap" if "ONEDNN_MAX_CPU_ISA" in cpu_class() else "native"
+    tag = cpu_result_tag()
     out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / (
         f"cpu-runtimes-{tag}-{datetime.now():%Y-%m-%d}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")

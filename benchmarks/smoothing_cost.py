@@ -98,7 +98,7 @@ def measure(tree: Path, data: Path, core: int) -> dict:
 
 
 def main() -> None:
-    from engines.machine import cpu_class, machine_info
+    from engines.machine import cpu_class, cpu_result_tag, machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=SHARED / "video" / "davis_camel")
@@ -130,7 +130,7 @@ def main() -> None:
               f"  total {row['total']:5.2f} ms per frame", flush=True)
     print(f"CPU: {cpu_class()}, one core")
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = "avx2cap" if "ONEDNN_MAX_CPU_ISA" in cpu_class() else "native"
+    tag = cpu_result_tag()
     path = args.out / f"smoothing-cost-cpu-{tag}-{datetime.now():%Y-%m-%d}.json"
     path.write_text(json.dumps({"benchmark": "smoothing_cost", "created": datetime.now().astimezone().isoformat(),
                                 "machine": machine_info(), "clip": f"{args.video.name} {SIZE[0]}x{SIZE[1]}",

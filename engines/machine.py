@@ -45,6 +45,12 @@ def cpu_class() -> str:
     return " ".join(cpu_flags()) + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "")
 
 
+def cpu_result_tag() -> str:
+    """The CPU class in a result file's name: "native", or "avx2cap" under a oneDNN cap (the cap the
+    benchmarks use to imitate the AVX2 class)."""
+    return "avx2cap" if os.environ.get("ONEDNN_MAX_CPU_ISA") else "native"
+
+
 def cpu_cores() -> int:
     """The cores this process may run on (its affinity, where the OS tells it)."""
     try:
