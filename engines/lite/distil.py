@@ -8,10 +8,10 @@ loss several times the first lite network's).
 
 finetune: the same pull, at a lower weight, plus the VGG content and style losses of the full
 model's training, judged against the cached code itself (relu1_1..relu4_1 at inference's scale): the
-strokes come back. The content loss judges every pair against the AdaIN target at the pair's alpha (as
-benchmarks/quality.py does); the style loss only the pairs at alpha 1, since the style's statistics
-are the target only at full strength. (Until step 19,488 of the shipped weights both judged only the
-pairs at alpha 1, and the lite network lagged the full model most at low alpha.)
+strokes come back. The VGG losses judge only the pairs at alpha 1: the full model was trained at full
+strength, and below it its output is a decode of blended features, not the minimum of a content loss at
+the blend (judging the content of every pair at its alpha made low strength a washed-out mix; see
+docs/models.md). Below alpha 1 the teacher's output is the target, pulled `low_alpha_pull` times harder.
 
 Resumable like the VGG training loop: `time_limit` ends a run with a checkpoint; `resume` goes on.
 """
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engines.machine import cpu_has_native_bf16
@@ -37,12 +36,27 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.safetensors"
 
 
-def distil_losses(out: torch.Tensor, teacher: torch.Tensor, edge_weight: float) -> tuple[torch.Tensor, ...]:
-    """-> total, pixel L1, edge L1 (fp32)."""
+def distil_losses(out: torch.Tensor, teacher: torch.Tensor, edge_weight: float,
+                  weight: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """-> total, pixel L1, edge L1 (fp32; pixel and edge are batch means). `weight` (N): each pair's
+    share of the total (None: all 1)."""
     out = out.float()
-    pixel = F.l1_loss(out, teacher)
-    edge = (F.l1_loss(out.diff(dim=-1), teacher.diff(dim=-1)) + F.l1_loss(out.diff(dim=-2), teacher.diff(dim=-2)))
-    return pixel + edge_weight * edge, pixel, edge
+
+    def per_pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().flatten(1).mean(1)
+
+    pixel = per_pair(out, teacher)
+    edge = per_pair(out.diff(dim=-1), teacher.diff(dim=-1)) + per_pair(out.diff(dim=-2), teacher.diff(dim=-2))
+    total = pixel + edge_weight * edge
+    if weight is not None:
+        total = total * weight
+    return total.mean(), pixel.mean(), edge.mean()
+
+
+def pull_weights(alpha: torch.Tensor, pull: float, low_alpha_pull: float) -> torch.Tensor:
+    """The pull's weight per pair: `pull`, times `low_alpha_pull` below alpha 1, where the teacher's output
+    is the only target (the VGG losses judge the pairs at alpha 1 alone)."""
+    return torch.where(alpha < 1, pull * low_alpha_pull, pull)
 
 
 class CodeVGGLoss(nn.Module):
@@ -57,14 +71,20 @@ class CodeVGGLoss(nn.Module):
         self.base = AdaINLoss(load_encoder(opts.encoder), opts.content_weight, opts.style_weight)
 
     def forward(self, out, content, mean, std, alpha) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Content loss against the AdaIN target at each pair's alpha; style loss on the pairs at alpha 1."""
-        from engines.adain import CODE_LAYERS, adain, blend_alpha
+        """Content and style loss of the pairs at alpha 1, the weighted total weighed by their share of the
+        batch (zeros where there are none)."""
+        from engines.adain import CODE_LAYERS, adain
 
+        full = alpha == 1
+        if not full.any():
+            zero = out.new_zeros((), dtype=torch.float32)
+            return zero, zero, zero
+        out, content, mean, std = out[full], content[full], mean[full], std[full]
         stats = list(zip(mean.float().split(CODE_LAYERS, 1), std.float().split(CODE_LAYERS, 1), strict=True))
         with torch.no_grad():
-            feat = self.base.encoder(content)
-            t = blend_alpha(feat, adain(feat, *stats[-1]), alpha)
-        return self.base.output_losses(out, t, stats, styled=alpha == 1)
+            t = adain(self.base.encoder(content), *stats[-1])
+        weighted, content_loss, style_loss = self.base.output_losses(out, t, stats)
+        return weighted * full.float().mean(), content_loss, style_loss
 
 
 def crop_pair(content: torch.Tensor, teacher: torch.Tensor, size: int, gen: torch.Generator):
@@ -118,8 +138,8 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         content, teacher = crop_pair(content, teacher, opts.crop, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             y = net(content, mean, std, alpha)
-            total, pixel, edge = distil_losses(y, teacher, edge_weight)
-            total = pull * total
+            weight = pull_weights(alpha, pull, opts.low_alpha_pull) if vgg is not None else None
+            total, pixel, edge = distil_losses(y, teacher, edge_weight, weight)
             content_l = style_l = total.new_zeros(())
             if vgg is not None:
                 weighted, content_l, style_l = vgg(y, content, mean, std, alpha)
@@ -160,6 +180,8 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
                                                        if k in tail[-1]} if tail else {},
                                  "window_steps": opts.log_every * len(tail)},
                 "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
+                **({"pull": {"distill_weight": opts.distill_weight, "low_alpha_pull": opts.low_alpha_pull}}
+                   if vgg is not None else {}),
                 "precision": "bf16 autocast" if amp else "fp32", "device": "cpu", "torch": torch.__version__,
                 "cache": {"pairs": len(cache), "styles": cache.styles, "codes": len(cache.code_mean)},
                 **opts.extra_manifest}

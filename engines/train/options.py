@@ -42,6 +42,7 @@ class TrainOptions:
     extra_manifest: dict = field(default_factory=dict)
     model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
     distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
+    low_alpha_pull: float = 3.0     # lite finetune: the pull's factor on pairs below alpha 1 (no VGG loss there)
     teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
     sample_dir: str | None = None   # images for the sample grids (content/ and style/); else dev/ beside the data
     threads: int | None = None      # CPU threads for torch (None: its default). 1 is fastest on a busy
