@@ -338,6 +338,10 @@ SWEEP: list[tuple[str, bool, dict]] = [
     ("flow: b=0.8", False, {"flow_blend": 0.8}),
     ("flow: detail_sigma=1.0", False, {"detail_sigma": 1.0}),
     ("flow: contrast_sigma=3 (old)", False, {"contrast_sigma": 3.0}),
+    ("flow: contrast_sigma=6", False, {"contrast_sigma": 6.0}),
+    ("flow: detail_sigma=2.5", False, {"detail_sigma": 2.5}),
+    ("flow: detail_sigma=3.5", False, {"detail_sigma": 3.5}),
+    ("flow: detail_sigma=2.5, contrast_sigma=3", False, {"detail_sigma": 2.5, "contrast_sigma": 3.0}),
     ("flow: preset medium", False, {"flow_preset": "medium"}),
     ("flow: flow_size 240", False, {"flow_size": 240}),
 ]

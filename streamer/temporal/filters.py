@@ -71,6 +71,12 @@ def blur_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma)
 
 
+def blur_to_float(img: np.ndarray, sigma: float) -> np.ndarray:
+    """`blur_numpy` of a uint8 image, in float32 (the same kernel as for a float image; no converted copy)."""
+    k = cv2.getGaussianKernel(_gauss_ksize(sigma), sigma)
+    return cv2.sepFilter2D(img, cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT_101)
+
+
 _KERNELS: dict[tuple[float, str], torch.Tensor] = {}
 
 

@@ -18,6 +18,7 @@ from streamer.temporal import fused
 from streamer.temporal.filters import (
     CONTRAST_DOWN,
     blur_numpy,
+    blur_to_float,
     blur_torch,
     gray,
     local_mean_small_torch,
@@ -155,12 +156,13 @@ class FlowBlender:
         warped = cv2.remap(prev, cv2.add(flow, pixel_grid_xy(h, w)), None, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.resize(est.mask, (w, h), interpolation=cv2.INTER_LINEAR)
-        d, cur, sums = fused.difference(warped, cur_u8, CONTRAST_DOWN, ph, pw)
+        d, sums = fused.difference(warped, cur_u8, CONTRAST_DOWN, ph, pw)
         coarse = upsample_numpy(blur_numpy(sums * per_block, COARSE_SIGMA / CONTRAST_DOWN), h, w)  # local mean of d
-        y = fused.blend_fine(cur, d, mask, coarse, np.float32(self.blend), np.float32(self.blend_coarse - self.blend))
+        b, k = np.float32(self.blend), np.float32(self.blend_coarse - self.blend)
+        y = fused.blend_fine(cur_u8, d, mask, coarse, b, k)
         if self.detail_sigma > 0:
-            y_low, cur_low = blur_numpy(y, self.detail_sigma), blur_numpy(cur, self.detail_sigma)
-            energy = fused.detail_energies(y, y_low, cur, cur_low, CONTRAST_DOWN, ph, pw)
+            y_low, cur_low = blur_numpy(y, self.detail_sigma), blur_to_float(cur_u8, self.detail_sigma)
+            energy = fused.detail_energies(y, y_low, cur_u8, cur_low, CONTRAST_DOWN, ph, pw)
             energy = blur_numpy(energy * per_block, self.contrast_sigma / CONTRAST_DOWN)
             gain = np.sqrt((energy[..., 1] + 1.0) / (energy[..., 0] + 1.0)).clip(1.0, MAX_GAIN)  # smooth: at low res
             gain = upsample_numpy(gain, h, w)

@@ -6,8 +6,8 @@ vectorises well; as whole-image OpenCV calls, though, each element-wise step rea
 640x360 frame again, and those passes were most of the time (0.3-0.5 ms each on one core). Each kernel
 here is one run of such steps, in one loop:
 
-- `difference`: d = warped - current, the current frame in float, and the block sums of d (the coarse
-  term is a local mean of d, taken on the block means);
+- `difference`: d = warped - current and the block sums of d (the coarse term is a local mean of d,
+  taken on the block means);
 - `blend_fine`: y = current + mask * (b * d + k * coarse);
 - `detail_energies`: the block sums of the fine detail's energy, of y and of the current frame;
 - `restore_detail`: y = low + gain * (y - low), clipped: the float state and the uint8 output.
@@ -41,47 +41,58 @@ def _add_padding(sums, last_row, last_col, down, pad_h, pad_w):
 
 
 @njit(**_JIT)
+def _block_sums_of_row(row_sums, values, down):
+    """Adds the W x C row `values` into its block row `row_sums` (W/down x C), block by block: no
+    division per pixel, which kept the loop from vectorising."""
+    w, channels = values.shape
+    blocks = w // down
+    for bx in range(blocks):
+        for c in range(channels):
+            acc = np.float32(0.0)
+            for k in range(down):
+                acc += values[bx * down + k, c]
+            row_sums[bx, c] += acc
+    for x in range(blocks * down, w):
+        for c in range(channels):
+            row_sums[x // down, c] += values[x, c]
+
+
+@njit(**_JIT)
 def difference(warped, cur, down, pad_h, pad_w):
-    """-> d = warped - cur, cur as float32 (both H x W x 3), the block sums of d."""
+    """-> d = warped - cur (H x W x 3 float32; cur uint8), the block sums of d."""
     h, w = cur.shape[0], cur.shape[1]
     d = np.empty((h, w, 3), np.float32)
-    cur_f = np.empty((h, w, 3), np.float32)
     sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 3), np.float32)
     for y in range(h):
         for x in range(w):
             for c in range(3):
-                v = np.float32(cur[y, x, c])
-                cur_f[y, x, c] = v
-                d[y, x, c] = warped[y, x, c] - v
-        row = sums[y // down]
-        for x in range(w):  # apart from the loop above, which then vectorises
-            for c in range(3):
-                row[x // down, c] += d[y, x, c]
+                d[y, x, c] = warped[y, x, c] - np.float32(cur[y, x, c])
+        _block_sums_of_row(sums[y // down], d[y], down)
     if pad_h or pad_w:
         _add_padding(sums, d[h - 1], d[:, w - 1], down, pad_h, pad_w)
-    return d, cur_f, sums
+    return d, sums
 
 
 @njit(**_JIT)
-def blend_fine(cur_f, d, mask, coarse, b, k):
-    """y = cur_f + mask * (b * d + k * coarse); mask H x W, the rest H x W x 3."""
-    h, w = cur_f.shape[0], cur_f.shape[1]
+def blend_fine(cur, d, mask, coarse, b, k):
+    """y = cur + mask * (b * d + k * coarse); cur uint8, mask H x W, the rest H x W x 3 float32."""
+    h, w = cur.shape[0], cur.shape[1]
     y_img = np.empty((h, w, 3), np.float32)
     for y in range(h):
         for x in range(w):
             m = mask[y, x]
             for c in range(3):
-                y_img[y, x, c] = cur_f[y, x, c] + m * (b * d[y, x, c] + k * coarse[y, x, c])
+                y_img[y, x, c] = np.float32(cur[y, x, c]) + m * (b * d[y, x, c] + k * coarse[y, x, c])
     return y_img
 
 
 @njit(**_JIT)
-def detail_energies(y_img, y_low, cur_f, cur_low, down, pad_h, pad_w):
+def detail_energies(y_img, y_low, cur, cur_low, down, pad_h, pad_w):
     """The block sums of the channel-summed squared fine detail: [..., 0] of y_img - y_low,
-    [..., 1] of cur_f - cur_low."""
+    [..., 1] of cur - cur_low (cur uint8)."""
     h, w = y_img.shape[0], y_img.shape[1]
     sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 2), np.float32)
-    last_row = np.empty((w, 2), np.float32)
+    energy = np.empty((w, 2), np.float32)  # one row's
     last_col = np.empty((h, 2), np.float32)
     for y in range(h):
         for x in range(w):
@@ -89,17 +100,14 @@ def detail_energies(y_img, y_low, cur_f, cur_low, down, pad_h, pad_w):
             ec = np.float32(0.0)
             for c in range(3):
                 a = y_img[y, x, c] - y_low[y, x, c]
-                e = cur_f[y, x, c] - cur_low[y, x, c]
+                e = np.float32(cur[y, x, c]) - cur_low[y, x, c]
                 ey += a * a
                 ec += e * e
-            sums[y // down, x // down, 0] += ey
-            sums[y // down, x // down, 1] += ec
-            if y == h - 1:
-                last_row[x, 0], last_row[x, 1] = ey, ec
-            if x == w - 1:
-                last_col[y, 0], last_col[y, 1] = ey, ec
+            energy[x, 0], energy[x, 1] = ey, ec
+        _block_sums_of_row(sums[y // down], energy, down)
+        last_col[y, 0], last_col[y, 1] = energy[w - 1, 0], energy[w - 1, 1]
     if pad_h or pad_w:
-        _add_padding(sums, last_row, last_col, down, pad_h, pad_w)
+        _add_padding(sums, energy, last_col, down, pad_h, pad_w)  # `energy` holds the last row now
     return sums
 
 
