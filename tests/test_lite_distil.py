@@ -83,6 +83,15 @@ def test_finetune_adds_the_vgg_losses_against_the_cached_code(data, tmp_path):
     assert manifest["phase"] == "finetune" and "style" in manifest["final_losses"]["mean_last_windows"]
 
 
+def test_finetune_with_the_temporal_term_logs_and_records_it(data, tmp_path):
+    opts = _distil_opts(data, tmp_path / "run", steps=2, cache_dir=str(tmp_path / "cache"))
+    train(dataclasses.replace(opts, phase="finetune", temporal_weight=50.0))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(r["temporal"] > 0 for r in rows)  # an untrained network does not follow the motion
+    manifest = json.loads((tmp_path / "run" / "lite.json").read_text())
+    assert manifest["temporal_weight"] == 50.0 and manifest["final_losses"]["mean_last_windows"]["temporal"] > 0
+
+
 def test_the_full_model_has_no_distil_phase(data, tmp_path):
     from engines.errors import ConfigError
 

@@ -12,12 +12,16 @@ strokes come back. The VGG losses judge only the pairs at alpha 1: the full mode
 strength, and below it its output is a decode of blended features, not the minimum of a content loss at
 the blend (judging the content of every pair at its alpha made low strength a washed-out mix; see
 docs/models.md). Below alpha 1 the teacher's output is the target, pulled `low_alpha_pull` times harder.
+With `temporal_weight`, the compound temporal term (engines.train.regularise) asks the output of a
+slightly moved input to be the moved output, on every pair: the texture stops swimming between frames,
+so the flow blending averages less of it away.
 
 Resumable like the VGG training loop: `time_limit` ends a run with a checkpoint; `resume` goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,6 +34,7 @@ from torch import nn
 from engines.machine import cpu_has_native_bf16
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.options import TrainOptions, learning_rate
+from engines.train.regularise import Motion, compound_loss
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,11 @@ class CodeVGGLoss(nn.Module):
         return weighted * full.float().mean(), content_loss, style_loss
 
 
+def _render(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
+            content: torch.Tensor) -> torch.Tensor:
+    return net(content, mean, std, alpha)
+
+
 def crop_pair(content: torch.Tensor, teacher: torch.Tensor, size: int, gen: torch.Generator):
     """The same random size x size window of both (a step costs less on smaller crops)."""
     h, w = content.shape[-2:]
@@ -127,7 +137,7 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         save_checkpoint(out / CHECKPOINT, net, optimizer, gen, step, {"history": history[-400:]})
 
     started = window = time.monotonic()
-    window_step, sums, stopped_early = step, torch.zeros(5), False
+    window_step, sums, stopped_early = step, torch.zeros(6), False
     while step < opts.steps:
         if opts.time_limit is not None and time.monotonic() - started > opts.time_limit:
             stopped_early = True
@@ -140,24 +150,29 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
             y = net(content, mean, std, alpha)
             weight = pull_weights(alpha, pull, opts.low_alpha_pull) if vgg is not None else None
             total, pixel, edge = distil_losses(y, teacher, edge_weight, weight)
-            content_l = style_l = total.new_zeros(())
+            content_l = style_l = temporal = total.new_zeros(())
             if vgg is not None:
                 weighted, content_l, style_l = vgg(y, content, mean, std, alpha)
                 total = total + weighted
-        terms = (total, pixel, edge, content_l, style_l)
+            if opts.temporal_weight > 0:  # a moved input must give the moved output (engines.train.regularise)
+                render = functools.partial(_render, net, mean, std, alpha)
+                temporal = compound_loss(render, content, y, Motion.sample(content, gen))
+                total = total + opts.temporal_weight * temporal
+        terms = (total, pixel, edge, content_l, style_l, temporal)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
         step += 1
         sums += torch.stack([t.detach().float() for t in terms])
         if step % opts.log_every == 0 or step == opts.steps:
-            total, pixel, edge, content_l, style_l = (sums / (step - window_step)).tolist()
+            total, pixel, edge, content_l, style_l, temporal = (sums / (step - window_step)).tolist()
             if not math.isfinite(total):
                 raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
             now = time.monotonic()
             rec = {"step": step, "phase": opts.phase, "loss": round(total, 5), "pixel": round(pixel, 5),
                    "edge": round(edge, 5), **({"content": round(content_l, 5), "style": round(style_l, 5)}
                                              if vgg is not None else {}),
+                   **({"temporal": round(temporal, 6)} if opts.temporal_weight > 0 else {}),
                    "lr": learning_rate(opts, step),
                    "steps_per_s": round((step - window_step) / max(now - window, 1e-9), 3)}
             history.append(rec)
@@ -176,12 +191,14 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
     manifest = {**describe, "provisional": opts.provisional, "steps": step, "batch_size": opts.batch_size,
                 "images_seen": step * opts.batch_size,
                 "final_losses": {"mean_last_windows": {k: round(sum(h[k] for h in tail) / len(tail), 5)
-                                                       for k in ("loss", "pixel", "edge", "content", "style")
+                                                       for k in ("loss", "pixel", "edge", "content", "style",
+                                                                 "temporal")
                                                        if k in tail[-1]} if tail else {},
                                  "window_steps": opts.log_every * len(tail)},
                 "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
                 **({"pull": {"distill_weight": opts.distill_weight, "low_alpha_pull": opts.low_alpha_pull}}
                    if vgg is not None else {}),
+                "temporal_weight": opts.temporal_weight,
                 "precision": "bf16 autocast" if amp else "fp32", "device": "cpu", "torch": torch.__version__,
                 "cache": {"pairs": len(cache), "styles": cache.styles, "codes": len(cache.code_mean)},
                 **opts.extra_manifest}
