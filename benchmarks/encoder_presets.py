@@ -1,11 +1,11 @@
 """x264 presets side by side: CPU time per frame, size and quality, on the frames of one video.
 
-Decodes the video once, then encodes its frames with libx264 at crf 18 (the sink's default) with each
-preset, one thread, timed in CPU time (a busy machine does not inflate it); decodes each result and
+Decodes the video once, then encodes its frames with libx264 at crf 18 (the sink's default), or each of
+--crfs, with each preset, one thread, timed in CPU time (a busy machine does not inflate it); decodes each result and
 reports its PSNR against the frames it was made from, and its bytes per frame. `convert`'s default
 preset (streamer.config.VideoOutputConfig) is chosen from this.
 
-    python -m benchmarks.encoder_presets VIDEO [--presets medium,faster,veryfast] [--out DIR]
+    python -m benchmarks.encoder_presets VIDEO [--presets medium,faster,veryfast] [--crfs 18] [--out DIR]
 
 Give it a stylized clip (a `convert` output): painted frames compress differently from photos.
 """
@@ -28,7 +28,7 @@ from engines.machine import cpu_class, machine_info
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def encode(frames: list[np.ndarray], preset: str, fps: int = 25) -> tuple[bytes, float]:
+def encode(frames: list[np.ndarray], preset: str, crf: int = 18, fps: int = 25) -> tuple[bytes, float]:
     """-> the MP4's bytes and the CPU seconds its encoding took."""
     import av
 
@@ -37,7 +37,7 @@ def encode(frames: list[np.ndarray], preset: str, fps: int = 25) -> tuple[bytes,
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "18", "preset": preset, "threads": "1"}
+        stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         t0 = time.process_time()
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
@@ -54,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", type=Path)
     ap.add_argument("--presets", default="medium,faster,veryfast")
+    ap.add_argument("--crfs", default="18", help="comma-separated crf values (equal quality: compare sizes)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     if not args.video.is_file():
@@ -61,22 +62,23 @@ def main() -> None:
     with av.open(str(args.video)) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     rows = []
-    for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        data, seconds = encode(frames, preset)
+    crfs = [int(c) for c in args.crfs.split(",") if c.strip()]
+    for preset, crf in [(p.strip(), c) for p in args.presets.split(",") if p.strip() for c in crfs]:
+        data, seconds = encode(frames, preset, crf)
         with av.open(io.BytesIO(data)) as c:
             back = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
-        row = {"preset": preset, "cpu_ms_per_frame": round(seconds / len(frames) * 1000, 2),
+        row = {"preset": preset, "crf": crf, "cpu_ms_per_frame": round(seconds / len(frames) * 1000, 2),
                "kib_per_frame": round(len(data) / len(frames) / 1024, 2),
                "psnr_db": round(float(np.mean([cv2.PSNR(a, b) for a, b in zip(frames, back, strict=True)])), 2)}
         rows.append(row)
-        print(f"{preset:10s} {row['cpu_ms_per_frame']:6.1f} ms per frame (one thread), "
+        print(f"{preset:10s} crf {crf:2d} {row['cpu_ms_per_frame']:6.1f} ms per frame (one thread), "
               f"{row['kib_per_frame']:6.1f} KiB per frame, PSNR {row['psnr_db']:.2f} dB", flush=True)
     print(f"CPU: {cpu_class()}")
     args.out.mkdir(parents=True, exist_ok=True)
     h, w = frames[0].shape[:2]
-    path = args.out / f"encoder-presets-cpu-{datetime.now():%Y-%m-%d}.json"
+    path = args.out / f"encoder-presets-cpu-{datetime.now():%Y-%m-%d-%H%M}.json"
     path.write_text(json.dumps({"benchmark": "encoder_presets", "machine": machine_info(),
-                                "video": f"{args.video.name} {w}x{h}, {len(frames)} frames", "crf": 18,
+                                "video": f"{args.video.name} {w}x{h}, {len(frames)} frames", "crfs": crfs,
                                 "results": rows}, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -145,7 +145,7 @@ def convert(
     backend: BackendOpt = None, device: DeviceOpt = None, decoder: DecoderOpt = None, model: ModelOpt = None,
     batch: Annotated[int | None, typer.Option(min=0, help="frames per engine call (0 = auto)")] = None,
     codec: Annotated[str | None, typer.Option(help="libx264 (default), libx265, libvpx-vp9, ...")] = None,
-    crf: Annotated[int | None, typer.Option(help="quality: lower is better (x264: 18 is near-lossless)")] = None,
+    crf: Annotated[int | None, typer.Option(help="quality: lower is better (x264 default 17: looks lossless)")] = None,
     preset: Annotated[str | None, typer.Option(help="encoder speed preset (x264: ultrafast..veryslow)")] = None,
     audio: Annotated[bool | None, typer.Option("--audio/--no-audio", help="copy the audio track")] = None,
     overwrite: Annotated[bool | None, typer.Option("--overwrite/--no-overwrite")] = None,

@@ -46,7 +46,7 @@ class VideoFileSink(Sink):
     source's audio (StreamInfo.path). `overwrite` allows replacing an existing file.
     """
 
-    def __init__(self, path: str | Path, codec: str | None = None, crf: int = 18, preset: str = "faster",
+    def __init__(self, path: str | Path, codec: str | None = None, crf: int = 17, preset: str = "veryfast",
                  pix_fmt: str = "yuv420p", audio: bool = True, overwrite: bool = False):
         self.path = Path(path)
         self.partial: Path | None = None  # this run's own temporary file, made by open()
