@@ -243,6 +243,8 @@ def test_ctrl_c_while_an_image_run_holds_its_output_leaves_nothing_behind(tmp_pa
         proc.kill()
         proc.communicate()
         pytest.fail(f"the run went on for 120 s after SIGINT; its signal dispositions: {dispositions}")
-    assert proc.returncode == 130, err
+    # exit 130, or ended by SIGINT itself (a shell reports 130 for both; the conventional end for Ctrl-C).
+    # The second happens in about 1 run in 8 here, with nothing on stderr; its cause in CPython was not found
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]  # no output, lock or temporary file
