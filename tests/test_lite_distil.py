@@ -89,7 +89,16 @@ def test_finetune_with_the_temporal_term_logs_and_records_it(data, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(r["temporal"] > 0 for r in rows)  # an untrained network does not follow the motion
     manifest = json.loads((tmp_path / "run" / "lite.json").read_text())
-    assert manifest["temporal_weight"] == 50.0 and manifest["final_losses"]["mean_last_windows"]["temporal"] > 0
+    assert manifest["temporal_weight"] == 50.0 and manifest["low_alpha_features"] is False
+    assert manifest["final_losses"]["mean_last_windows"]["temporal"] > 0
+
+
+def test_finetune_with_low_alpha_features_logs_the_term(data, tmp_path):
+    opts = _distil_opts(data, tmp_path / "run", steps=2, cache_dir=str(tmp_path / "cache"))
+    train(dataclasses.replace(opts, phase="finetune", low_alpha_features=True))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all("low_alpha" in r for r in rows)
+    assert json.loads((tmp_path / "run" / "lite.json").read_text())["low_alpha_features"] is True
 
 
 def test_the_full_model_has_no_distil_phase(data, tmp_path):
@@ -112,13 +121,41 @@ def test_finetune_judges_only_the_pairs_at_alpha_1_with_vgg(tmp_path):
     mean = torch.rand(3, sum(CODE_LAYERS), generator=gen)
     std = torch.rand(3, sum(CODE_LAYERS), generator=gen) + 0.1
     with torch.no_grad():
-        none = loss(content, content, mean, std, torch.tensor([0.5, 0.25, 0.9]))
-        total, content_first, style_first = loss(content, content, mean, std, torch.tensor([1.0, 0.5, 0.0]))
-        alone, content_alone, style_alone = loss(content[:1], content[:1], mean[:1], std[:1], torch.ones(1))
+        none = loss(content, content, content, mean, std, torch.tensor([0.5, 0.25, 0.9]))
+        total, content_first, style_first, _ = loss(content, content, content, mean, std,
+                                                    torch.tensor([1.0, 0.5, 0.0]))
+        alone, content_alone, style_alone, _ = loss(content[:1], content[:1], content[:1], mean[:1], std[:1],
+                                                    torch.ones(1))
     assert all(t == 0 for t in none)
     assert content_first > 0 and style_first > 0
     assert torch.isclose(content_first, content_alone, rtol=1e-4) and torch.isclose(style_first, style_alone, rtol=1e-4)
     assert torch.isclose(total, alone / 3, rtol=1e-4)
+
+
+def test_low_alpha_features_judge_the_pairs_below_1_against_the_teacher():
+    """With low_alpha_features, a pair below alpha 1 costs nothing when its output is the teacher's and
+    more when it is a blurred copy of it (the texture the statistics keep); pairs at 1 are as before."""
+    import cv2
+    import numpy as np
+
+    from engines.adain import CODE_LAYERS
+    from engines.lite.distil import CodeVGGLoss
+    from engines.train.options import TrainOptions
+
+    loss = CodeVGGLoss(TrainOptions(content_dir="", style_dir="", low_alpha_features=True))
+    gen = torch.Generator().manual_seed(2)
+    teacher = torch.rand(2, 3, 48, 48, generator=gen)
+    blurred = torch.from_numpy(np.stack([cv2.GaussianBlur(t.permute(1, 2, 0).numpy(), (0, 0), 2.0)
+                                         for t in teacher])).permute(0, 3, 1, 2).contiguous()
+    mean = torch.rand(2, sum(CODE_LAYERS), generator=gen)
+    std = torch.rand(2, sum(CODE_LAYERS), generator=gen) + 0.1
+    alpha = torch.tensor([0.5, 0.5])
+    with torch.no_grad():
+        same = loss(teacher, teacher, teacher, mean, std, alpha)
+        blur = loss(blurred, teacher, teacher, mean, std, alpha)
+    assert same[0] < 1e-6 and same[3] < 1e-6
+    assert blur[0] > 0.01 and torch.isclose(blur[0], blur[3] * 1.0)  # all pairs below 1: the share is 1
+    assert blur[1] == 0 and blur[2] == 0  # no pair at alpha 1
 
 
 def test_the_pull_weighs_pairs_below_alpha_1_harder():

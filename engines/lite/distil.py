@@ -14,7 +14,8 @@ the blend (judging the content of every pair at its alpha made low strength a wa
 docs/models.md). Below alpha 1 the teacher's output is the target, pulled `low_alpha_pull` times harder.
 With `temporal_weight`, the compound temporal term (engines.train.regularise) asks the output of a
 slightly moved input to be the moved output, on every pair: the texture stops swimming between frames,
-so the flow blending averages less of it away.
+so the flow blending averages less of it away. With `low_alpha_features` the pairs below alpha 1 are
+also judged in VGG's terms against the teacher's output (`teacher_feature_loss`).
 
 Resumable like the VGG training loop: `time_limit` ends a run with a checkpoint; `resume` goes on.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engines.adain import mean_std
 from engines.machine import cpu_has_native_bf16
 from engines.train.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from engines.train.options import TrainOptions, learning_rate
@@ -74,22 +76,42 @@ class CodeVGGLoss(nn.Module):
         from engines.vgg import load_encoder
 
         self.base = AdaINLoss(load_encoder(opts.encoder), opts.content_weight, opts.style_weight)
+        self.low_alpha_features = opts.low_alpha_features
 
-    def forward(self, out, content, mean, std, alpha) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Content and style loss of the pairs at alpha 1, the weighted total weighed by their share of the
-        batch (zeros where there are none)."""
+    def forward(self, out, content, teacher, mean, std, alpha) -> tuple[torch.Tensor, ...]:
+        """-> (weighted total, content loss, style loss, low-alpha loss). Content and style loss judge the
+        pairs at alpha 1; with `low_alpha_features` the pairs below it are judged against the teacher's
+        output in VGG's terms (`teacher_feature_loss`). Each part is weighed by its pairs' share of the
+        batch; a part without pairs costs nothing."""
         from engines.adain import CODE_LAYERS, adain
 
+        zero = out.new_zeros((), dtype=torch.float32)
+        total, content_loss, style_loss, low_loss = zero, zero, zero, zero
         full = alpha == 1
-        if not full.any():
-            zero = out.new_zeros((), dtype=torch.float32)
-            return zero, zero, zero
-        out, content, mean, std = out[full], content[full], mean[full], std[full]
-        stats = list(zip(mean.float().split(CODE_LAYERS, 1), std.float().split(CODE_LAYERS, 1), strict=True))
-        with torch.no_grad():
-            t = adain(self.base.encoder(content), *stats[-1])
-        weighted, content_loss, style_loss = self.base.output_losses(out, t, stats)
-        return weighted * full.float().mean(), content_loss, style_loss
+        if full.any():
+            o, c, m, s = out[full], content[full], mean[full], std[full]
+            stats = list(zip(m.float().split(CODE_LAYERS, 1), s.float().split(CODE_LAYERS, 1), strict=True))
+            with torch.no_grad():
+                t = adain(self.base.encoder(c), *stats[-1])
+            weighted, content_loss, style_loss = self.base.output_losses(o, t, stats)
+            total = total + weighted * full.float().mean()
+        low = ~full
+        if self.low_alpha_features and low.any():
+            low_loss = teacher_feature_loss(self.base, out[low], teacher[low])
+            total = total + low_loss * low.float().mean()
+        return total, content_loss, style_loss, low_loss
+
+
+def teacher_feature_loss(base, out: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The full model's losses with the teacher's output as the target: its relu4_1 features for the
+    content, its per-channel means and stds at relu1_1..relu4_1 for the style (weighted as in `base`).
+    Below alpha 1 the teacher's output is the reference, and matching its statistics keeps its texture,
+    where an L1 pull towards it gives a blurred average."""
+    with torch.no_grad():
+        target = base.encoder.features(teacher)
+    stats = [mean_std(f.float()) for f in target]
+    _, content_loss, style_loss = base.output_losses(out, target[-1].float(), stats)
+    return base.content_weight * content_loss + base.style_weight * style_loss
 
 
 def _render(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,
@@ -137,7 +159,7 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
         save_checkpoint(out / CHECKPOINT, net, optimizer, gen, step, {"history": history[-400:]})
 
     started = window = time.monotonic()
-    window_step, sums, stopped_early = step, torch.zeros(6), False
+    window_step, sums, stopped_early = step, torch.zeros(7), False
     while step < opts.steps:
         if opts.time_limit is not None and time.monotonic() - started > opts.time_limit:
             stopped_early = True
@@ -150,22 +172,22 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
             y = net(content, mean, std, alpha)
             weight = pull_weights(alpha, pull, opts.low_alpha_pull) if vgg is not None else None
             total, pixel, edge = distil_losses(y, teacher, edge_weight, weight)
-            content_l = style_l = temporal = total.new_zeros(())
+            content_l = style_l = temporal = low_l = total.new_zeros(())
             if vgg is not None:
-                weighted, content_l, style_l = vgg(y, content, mean, std, alpha)
+                weighted, content_l, style_l, low_l = vgg(y, content, teacher, mean, std, alpha)
                 total = total + weighted
             if opts.temporal_weight > 0:  # a moved input must give the moved output (engines.train.regularise)
                 render = functools.partial(_render, net, mean, std, alpha)
                 temporal = compound_loss(render, content, y, Motion.sample(content, gen))
                 total = total + opts.temporal_weight * temporal
-        terms = (total, pixel, edge, content_l, style_l, temporal)
+        terms = (total, pixel, edge, content_l, style_l, temporal, low_l)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
         step += 1
         sums += torch.stack([t.detach().float() for t in terms])
         if step % opts.log_every == 0 or step == opts.steps:
-            total, pixel, edge, content_l, style_l, temporal = (sums / (step - window_step)).tolist()
+            total, pixel, edge, content_l, style_l, temporal, low_l = (sums / (step - window_step)).tolist()
             if not math.isfinite(total):
                 raise FloatingPointError(f"loss became {total} at step {step}; lower --lr")
             now = time.monotonic()
@@ -173,6 +195,7 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
                    "edge": round(edge, 5), **({"content": round(content_l, 5), "style": round(style_l, 5)}
                                              if vgg is not None else {}),
                    **({"temporal": round(temporal, 6)} if opts.temporal_weight > 0 else {}),
+                   **({"low_alpha": round(low_l, 5)} if vgg is not None and opts.low_alpha_features else {}),
                    "lr": learning_rate(opts, step),
                    "steps_per_s": round((step - window_step) / max(now - window, 1e-9), 3)}
             history.append(rec)
@@ -192,13 +215,13 @@ def distil(opts: TrainOptions, net: nn.Module, cache_dir: Path, describe: dict, 
                 "images_seen": step * opts.batch_size,
                 "final_losses": {"mean_last_windows": {k: round(sum(h[k] for h in tail) / len(tail), 5)
                                                        for k in ("loss", "pixel", "edge", "content", "style",
-                                                                 "temporal")
+                                                                 "temporal", "low_alpha")
                                                        if k in tail[-1]} if tail else {},
                                  "window_steps": opts.log_every * len(tail)},
                 "optimizer": {"name": "Adam", "lr": opts.lr, "lr_decay": opts.lr_decay},
                 **({"pull": {"distill_weight": opts.distill_weight, "low_alpha_pull": opts.low_alpha_pull}}
                    if vgg is not None else {}),
-                "temporal_weight": opts.temporal_weight,
+                "temporal_weight": opts.temporal_weight, "low_alpha_features": opts.low_alpha_features,
                 "precision": "bf16 autocast" if amp else "fp32", "device": "cpu", "torch": torch.__version__,
                 "cache": {"pairs": len(cache), "styles": cache.styles, "codes": len(cache.code_mean)},
                 **opts.extra_manifest}

@@ -43,6 +43,7 @@ class TrainOptions:
     model: str = "full"             # "full": the AdaIN decoder; "lite": the lite network (engines.lite)
     distill_weight: float = 10.0    # lite: weight of the L1 pull towards the full model's output
     low_alpha_pull: float = 3.0     # lite finetune: the pull's factor on pairs below alpha 1 (no VGG loss there)
+    low_alpha_features: bool = False  # lite finetune: judge pairs below alpha 1 by the teacher's VGG features
     teacher: str | None = None      # lite: the full decoder to distil from (None: the shipped one)
     sample_dir: str | None = None   # images for the sample grids (content/ and style/); else dev/ beside the data
     threads: int | None = None      # CPU threads for torch (None: its default). 1 is fastest on a busy

@@ -61,6 +61,9 @@ def train(
         help="lite: weight of the L1 pull towards the full model's output (0: VGG losses alone)")] = D.distill_weight,
     low_alpha_pull: Annotated[float, typer.Option(
         help="lite finetune: the pull's factor on pairs below alpha 1, which no VGG loss judges")] = D.low_alpha_pull,
+    low_alpha_features: Annotated[bool, typer.Option(
+        "--low-alpha-features", help="lite finetune: judge pairs below alpha 1 by the VGG content and statistics "
+        "of the full model's output")] = D.low_alpha_features,
     samples: Annotated[str | None, typer.Option(
         help="folder with content/ and style/ images for the sample grids (default: dev/ beside the data)")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: all cores)")] = None,
@@ -95,7 +98,8 @@ def train(
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every, seed=seed, device=device,
         amp=not no_amp, resume=resume, time_limit=time_limit, exclude_list=exclude_list, encoder=encoder,
         init_decoder=init_decoder, provisional=provisional, model=_choice("--model", model, MODELS),
-        distill_weight=distill_weight, low_alpha_pull=low_alpha_pull, teacher=teacher,
+        distill_weight=distill_weight, low_alpha_pull=low_alpha_pull,
+        low_alpha_features=low_alpha_features, teacher=teacher,
         extra_manifest={"data_note": data_note} if data_note else {},
         threads=threads, temporal_weight=temporal_weight, compile=_choice("--compile", compile, COMPILE_MODES),
         lr_scaling=_choice("--lr-scaling", lr_scaling, LR_SCALINGS), sample_dir=samples,
