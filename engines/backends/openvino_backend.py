@@ -57,7 +57,7 @@ class OpenVinoEngine(ExportedGraphEngine):
 
     def _config(self) -> dict:
         # not pinned: the stream's other threads (decode, blend, encode) share the cores, and an unpinned
-        # thread can move off a busy one (convert 1.5-2% faster, 8 paired runs; docs/models.md)
+        # thread can move off a busy one (convert 1.5-2% faster in 6 paired runs, native and capped; docs/models.md)
         config = {"INFERENCE_PRECISION_HINT": HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY",
                   "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False}
         if self.threads:

@@ -110,8 +110,7 @@ def teacher_feature_loss(base, out: torch.Tensor, teacher: torch.Tensor) -> torc
     with torch.no_grad():
         target = base.encoder.features(teacher)
     stats = [mean_std(f.float()) for f in target]
-    _, content_loss, style_loss = base.output_losses(out, target[-1].float(), stats)
-    return base.content_weight * content_loss + base.style_weight * style_loss
+    return base.output_losses(out, target[-1].float(), stats)[0]
 
 
 def _render(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor,

@@ -65,25 +65,17 @@ class AdaINLoss(nn.Module):
         total, content_loss, style_loss = self.output_losses(out, t, style_stats)
         return Losses(total, content_loss.detach(), style_loss.detach(), output=out, style_stats=style_stats)
 
-    def output_losses(self, out: torch.Tensor, t: torch.Tensor, style_stats: list[tuple[torch.Tensor, torch.Tensor]],
-                      styled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def output_losses(self, out: torch.Tensor, t: torch.Tensor, style_stats: list[tuple[torch.Tensor, torch.Tensor]]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(weighted total, content loss, style loss) of a network's output against the AdaIN target and the
-        style's statistics; any network that makes images (the decoder, the lite network) is judged by it.
-        `styled` (N booleans): the samples the style loss judges (the others: the content loss alone); the
-        style term is then weighed by their share of the batch."""
+        style's statistics; any network that makes images (the decoder, the lite network) is judged by it."""
         feats = self.encoder.features(out)
         content_loss = F.mse_loss(feats[-1].float(), t)
         style_loss = out.new_zeros((), dtype=torch.float32)
-        share = 1.0
-        if styled is not None:
-            share = styled.float().mean()
-            feats = [f[styled] for f in feats]
-            style_stats = [(m[styled], s[styled]) for m, s in style_stats]
-        if share > 0:
-            for f, (s_mean, s_std) in zip(feats, style_stats, strict=True):
-                g_mean, g_std = mean_std(f)
-                style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
-        return self.content_weight * content_loss + self.style_weight * share * style_loss, content_loss, style_loss
+        for f, (s_mean, s_std) in zip(feats, style_stats, strict=True):
+            g_mean, g_std = mean_std(f)
+            style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
+        return self.content_weight * content_loss + self.style_weight * style_loss, content_loss, style_loss
 
     def stylize(self, decoder: nn.Module, content: torch.Tensor, style_stats: list) -> torch.Tensor:
         """The decoder's output for `content` in a known style (differentiable in the decoder)."""
