@@ -15,8 +15,9 @@ install: $(BIN)/stylestream
 demo: install
 	$(BIN)/stylestream demo
 
+# Two pytest workers (pytest-xdist), a test module per worker so that module fixtures are built once:
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 lint: install
 	$(BIN)/ruff check engines streamer tests benchmarks
