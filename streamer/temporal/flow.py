@@ -130,7 +130,7 @@ class FlowBlender:
             if isinstance(stylized, torch.Tensor):
                 out, state = self._blend_torch(est, prev_out, stylized)
             else:
-                out, state = self._blend_numpy(est, prev_out, stylized)
+                out, state = self._blend_numpy(est, prev_out, np.ascontiguousarray(stylized))  # fused's loops
         else:
             self.last_mask_mean = 0.0
         self._prev_small = cur_small

@@ -13,7 +13,10 @@ here is one run of such steps, in one loop:
 - `restore_detail`: y = low + gain * (y - low), clipped: the float state and the uint8 output.
 
 Block sums are over `down` x `down` blocks of the image padded by replication to a multiple of `down`,
-as filters.local_mean_small_numpy reduces it. The kernels release the GIL: the blend runs on the
+as filters.local_mean_small_numpy reduces it: the rows of a block row are added column by column first
+(a loop that vectorises), then each block's columns once per block row. The loops run over each row's
+(or the image's) flat values with the three channels written out, which lets them vectorise: the
+arguments must be C-contiguous. The kernels release the GIL: the blend runs on the
 smoother thread beside the network. They are compiled on first use and cached on disk.
 """
 
@@ -63,11 +66,16 @@ def difference(warped, cur, down, pad_h, pad_w):
     h, w = cur.shape[0], cur.shape[1]
     d = np.empty((h, w, 3), np.float32)
     sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 3), np.float32)
+    acc = np.zeros(3 * w, np.float32)  # this block row's column sums so far
     for y in range(h):
-        for x in range(w):
-            for c in range(3):
-                d[y, x, c] = warped[y, x, c] - np.float32(cur[y, x, c])
-        _block_sums_of_row(sums[y // down], d[y], down)
+        wr, cr, dr = warped[y].reshape(-1), cur[y].reshape(-1), d[y].reshape(-1)
+        for i in range(3 * w):
+            v = wr[i] - np.float32(cr[i])
+            dr[i] = v
+            acc[i] += v
+        if (y + 1) % down == 0 or y == h - 1:
+            _block_sums_of_row(sums[y // down], acc.reshape(w, 3), down)
+            acc[:] = 0
     if pad_h or pad_w:
         _add_padding(sums, d[h - 1], d[:, w - 1], down, pad_h, pad_w)
     return d, sums
@@ -78,11 +86,12 @@ def blend_fine(cur, d, mask, coarse, b, k):
     """y = cur + mask * (b * d + k * coarse); cur uint8, mask H x W, the rest H x W x 3 float32."""
     h, w = cur.shape[0], cur.shape[1]
     y_img = np.empty((h, w, 3), np.float32)
-    for y in range(h):
-        for x in range(w):
-            m = mask[y, x]
-            for c in range(3):
-                y_img[y, x, c] = np.float32(cur[y, x, c]) + m * (b * d[y, x, c] + k * coarse[y, x, c])
+    cf, df, mf, qf, of = cur.reshape(-1), d.reshape(-1), mask.reshape(-1), coarse.reshape(-1), y_img.reshape(-1)
+    for p in range(h * w):
+        m, i = mf[p], 3 * p
+        of[i] = np.float32(cf[i]) + m * (b * df[i] + k * qf[i])
+        of[i + 1] = np.float32(cf[i + 1]) + m * (b * df[i + 1] + k * qf[i + 1])
+        of[i + 2] = np.float32(cf[i + 2]) + m * (b * df[i + 2] + k * qf[i + 2])
     return y_img
 
 
@@ -92,22 +101,28 @@ def detail_energies(y_img, y_low, cur, cur_low, down, pad_h, pad_w):
     [..., 1] of cur - cur_low (cur uint8)."""
     h, w = y_img.shape[0], y_img.shape[1]
     sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 2), np.float32)
-    energy = np.empty((w, 2), np.float32)  # one row's
+    energy = np.empty((w, 2), np.float32)
+    ef = energy.reshape(-1)
     last_col = np.empty((h, 2), np.float32)
+    acc = np.zeros(2 * w, np.float32)  # this block row's column sums so far
     for y in range(h):
+        yr, lr, cr, clr = y_img[y].reshape(-1), y_low[y].reshape(-1), cur[y].reshape(-1), cur_low[y].reshape(-1)
         for x in range(w):
-            ey = np.float32(0.0)
-            ec = np.float32(0.0)
-            for c in range(3):
-                a = y_img[y, x, c] - y_low[y, x, c]
-                e = np.float32(cur[y, x, c]) - cur_low[y, x, c]
-                ey += a * a
-                ec += e * e
-            energy[x, 0], energy[x, 1] = ey, ec
-        _block_sums_of_row(sums[y // down], energy, down)
+            i = 3 * x
+            a0, a1, a2 = yr[i] - lr[i], yr[i + 1] - lr[i + 1], yr[i + 2] - lr[i + 2]
+            e0 = np.float32(cr[i]) - clr[i]
+            e1 = np.float32(cr[i + 1]) - clr[i + 1]
+            e2 = np.float32(cr[i + 2]) - clr[i + 2]
+            ef[2 * x] = a0 * a0 + a1 * a1 + a2 * a2
+            ef[2 * x + 1] = e0 * e0 + e1 * e1 + e2 * e2
+        for i in range(2 * w):
+            acc[i] += ef[i]
+        if (y + 1) % down == 0 or y == h - 1:
+            _block_sums_of_row(sums[y // down], acc.reshape(w, 2), down)
+            acc[:] = 0
         last_col[y, 0], last_col[y, 1] = energy[w - 1, 0], energy[w - 1, 1]
     if pad_h or pad_w:
-        _add_padding(sums, energy, last_col, down, pad_h, pad_w)  # `energy` holds the last row now
+        _add_padding(sums, energy, last_col, down, pad_h, pad_w)
     return sums
 
 
@@ -118,12 +133,14 @@ def restore_detail(y_img, y_low, mask, gain):
     h, w = y_img.shape[0], y_img.shape[1]
     state = np.empty((h, w, 3), np.float32)
     out = np.empty((h, w, 3), np.uint8)
-    for y in range(h):
-        for x in range(w):
-            g = np.float32(1.0) + (gain[y, x] - np.float32(1.0)) * mask[y, x]
-            for c in range(3):
-                low = y_low[y, x, c]
-                v = min(max(low + g * (y_img[y, x, c] - low), np.float32(0.0)), np.float32(255.0))
-                state[y, x, c] = v
-                out[y, x, c] = np.uint8(v + np.float32(0.5))
+    yf, lf, mf, gf = y_img.reshape(-1), y_low.reshape(-1), mask.reshape(-1), gain.reshape(-1)
+    sf, of = state.reshape(-1), out.reshape(-1)
+    lo, hi, half = np.float32(0.0), np.float32(255.0), np.float32(0.5)
+    for p in range(h * w):
+        g = np.float32(1.0) + (gf[p] - np.float32(1.0)) * mf[p]
+        for c in range(3):
+            i = 3 * p + c
+            v = min(max(lf[i] + g * (yf[i] - lf[i]), lo), hi)
+            sf[i] = v
+            of[i] = np.uint8(v + half)
     return state, out
