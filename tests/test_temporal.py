@@ -378,12 +378,15 @@ def test_torch_blur_matches_cv2():
 
 
 @pytest.mark.parametrize("detail_sigma", [1.5, 0.0])
-def test_device_path_matches_the_cpu_path(detail_sigma):
+@pytest.mark.parametrize("trim", [(0, 0), (3, 1)])
+def test_device_path_matches_the_cpu_path(detail_sigma, trim):
     """The GPU path (tensors, grid_sample) gives the CPU path's result (OpenCV and the fused kernels);
-    run here on CPU tensors, with and without the detail restoration."""
-    big = scene(14, H + 20, W + 20)
-    frames = [np.ascontiguousarray(big[10:10 + H, 10 - 2 * t:10 - 2 * t + W]) for t in range(4)]
-    styl = [texture(i) for i in range(len(frames))]
+    run here on CPU tensors, with and without the detail restoration, on a size that is a multiple of
+    the contrast blocks and one that is not (the padded case, where the upsampled terms are crops)."""
+    h, w = H - trim[0], W - trim[1]
+    big = scene(14, h + 20, w + 20)
+    frames = [np.ascontiguousarray(big[10:10 + h, 10 - 2 * t:10 - 2 * t + w]) for t in range(4)]
+    styl = [texture(i)[:h, :w] for i in range(len(frames))]  # views: not contiguous where trimmed
     on_cpu = TemporalSmoother(TemporalSettings(mechanism="flow", detail_sigma=detail_sigma))
     on_dev = TemporalSmoother(TemporalSettings(mechanism="flow", detail_sigma=detail_sigma))
     for f, s in zip(frames, styl, strict=False):
