@@ -15,9 +15,10 @@ install: $(BIN)/stylestream
 demo: install
 	$(BIN)/stylestream demo
 
-# Two pytest workers (pytest-xdist), a test module per worker so that module fixtures are built once:
+# Three pytest workers on two cores (pytest-xdist; many tests wait on subprocesses and sockets), a test
+# module per worker so that module fixtures are built once:
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadscope
+	$(BIN)/python -m pytest -q -n 3 --dist loadscope
 
 lint: install
 	$(BIN)/ruff check engines streamer tests benchmarks
