@@ -119,8 +119,9 @@ def test_auto_on_a_cpu_measures_once_and_keeps_the_fastest(tmp_path, monkeypatch
     monkeypatch.setenv("STYLESTREAM_CACHE", str(tmp_path))
     monkeypatch.setenv("STYLESTREAM_CALIBRATE", "on")
     graph = LiteGraph().eval()
+    # a copy per run, as each run loads its network afresh: the torch engine converts its graph in place
     with caplog.at_level(logging.INFO):
-        engine = create_engine("auto", device="cpu", graph=graph, frame_pixels=96 * 64, threads=1)
+        engine = create_engine("auto", device="cpu", graph=copy.deepcopy(graph), frame_pixels=96 * 64, threads=1)
     (saved,) = (tmp_path / "calibration").glob("lite-*.json")
     result = json.loads(saved.read_text())
     assert set(result["ms"]) == {"torch", "onnxruntime", "openvino"} and all(v > 0 for v in result["ms"].values())
@@ -128,7 +129,7 @@ def test_auto_on_a_cpu_measures_once_and_keeps_the_fastest(tmp_path, monkeypatch
     assert "calibrating the CPU backends" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        again = create_engine("auto", device="cpu", graph=graph, frame_pixels=96 * 64, threads=1)
+        again = create_engine("auto", device="cpu", graph=copy.deepcopy(graph), frame_pixels=96 * 64, threads=1)
     assert again.name == engine.name and "calibrating" not in caplog.text  # read, not measured again
     assert calibrate.size_class(640 * 360) == (360, 640)
 
