@@ -115,9 +115,10 @@ def local_mean_small_numpy(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def upsample_numpy(small: np.ndarray, h: int, w: int) -> np.ndarray:
-    """A local_mean_small_numpy result (or a function of it) back to h x w."""
+    """A local_mean_small_numpy result (or a function of it) back to h x w, C-contiguous (the fused
+    kernels' loops need it; where the frame was padded the resize is cropped)."""
     ph, pw = padding(h, w)
-    return cv2.resize(small, (w + pw, h + ph), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return np.ascontiguousarray(cv2.resize(small, (w + pw, h + ph), interpolation=cv2.INTER_LINEAR)[:h, :w])
 
 
 def local_mean_torch(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -157,7 +157,7 @@ class FlowBlender:
                            borderMode=cv2.BORDER_REPLICATE)
         mask = cv2.resize(est.mask, (w, h), interpolation=cv2.INTER_LINEAR)
         d, sums = fused.difference(warped, cur_u8, CONTRAST_DOWN, ph, pw)
-        coarse = np.ascontiguousarray(upsample_numpy(blur_numpy(sums * per_block, COARSE_SIGMA / CONTRAST_DOWN), h, w))
+        coarse = upsample_numpy(blur_numpy(sums * per_block, COARSE_SIGMA / CONTRAST_DOWN), h, w)  # local mean of d
         b, k = np.float32(self.blend), np.float32(self.blend_coarse - self.blend)
         y = fused.blend_fine(cur_u8, d, mask, coarse, b, k)
         if self.detail_sigma > 0:
@@ -165,7 +165,7 @@ class FlowBlender:
             energy = fused.detail_energies(y, y_low, cur_u8, cur_low, CONTRAST_DOWN, ph, pw)
             energy = blur_numpy(energy * per_block, self.contrast_sigma / CONTRAST_DOWN)
             gain = np.sqrt((energy[..., 1] + 1.0) / (energy[..., 0] + 1.0)).clip(1.0, MAX_GAIN)  # smooth: at low res
-            gain = np.ascontiguousarray(upsample_numpy(gain, h, w))  # a crop where the frame was padded
+            gain = upsample_numpy(gain, h, w)
         else:  # no detail restoration: only the clipping and rounding remain
             y_low, gain = y, mask
         state, out = fused.restore_detail(y, y_low, mask, gain)

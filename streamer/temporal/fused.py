@@ -101,7 +101,7 @@ def detail_energies(y_img, y_low, cur, cur_low, down, pad_h, pad_w):
     [..., 1] of cur - cur_low (cur uint8)."""
     h, w = y_img.shape[0], y_img.shape[1]
     sums = np.zeros(((h + pad_h) // down, (w + pad_w) // down, 2), np.float32)
-    energy = np.empty((w, 2), np.float32)
+    energy = np.empty((w, 2), np.float32)  # one row's
     ef = energy.reshape(-1)
     last_col = np.empty((h, 2), np.float32)
     acc = np.zeros(2 * w, np.float32)  # this block row's column sums so far
@@ -122,7 +122,7 @@ def detail_energies(y_img, y_low, cur, cur_low, down, pad_h, pad_w):
             acc[:] = 0
         last_col[y, 0], last_col[y, 1] = energy[w - 1, 0], energy[w - 1, 1]
     if pad_h or pad_w:
-        _add_padding(sums, energy, last_col, down, pad_h, pad_w)
+        _add_padding(sums, energy, last_col, down, pad_h, pad_w)  # `energy` holds the last row now
     return sums
 
 
