@@ -410,10 +410,11 @@ def test_fused_block_sums_are_the_area_reduction_of_the_padded_image():
         padded = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
         return cv2.resize(padded, None, fx=1 / down, fy=1 / down, interpolation=cv2.INTER_AREA)
 
-    warped = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
+    state = rng.uniform(0, 255, (h, w, 4)).astype(np.float32)  # the float state: BGR and a spare channel
+    warped = np.ascontiguousarray(state[..., :3])
     cur = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     cur_f = cur.astype(np.float32)
-    d, sums = fused.difference(warped, cur, down, ph, pw)
+    d, sums = fused.difference(state, cur, down, ph, pw)
     assert np.allclose(d, warped - cur_f)
     assert np.allclose(sums / down ** 2, area(d), atol=1e-3)
     low, cur_low = cv2.GaussianBlur(warped, (0, 0), 1.5), blur_to_float(cur, 1.5)

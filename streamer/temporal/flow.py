@@ -38,6 +38,11 @@ COARSE_SIGMA = 4.0  # px of the output: structure above this scale is blended wi
 MAX_GAIN = 3.0      # the contrast restoration never amplifies detail more than this
 
 
+def _frame_size(img: np.ndarray | torch.Tensor) -> tuple[int, int]:
+    """H, W of an H x W x C array or a C x H x W tensor."""
+    return tuple(img.shape[-2:]) if isinstance(img, torch.Tensor) else img.shape[:2]
+
+
 @dataclass
 class FlowEstimate:
     """Backward flow (current -> previous) and the reliability mask, at thumbnail resolution."""
@@ -63,7 +68,7 @@ class FlowBlender:
         self.fb_tolerance = s.flow_tolerance  # Ruder et al.'s constant term, in squared *thumbnail* pixels
         self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[s.flow_preset])
         self._prev_small: np.ndarray | None = None
-        self._prev_out: np.ndarray | torch.Tensor | None = None  # float32: 0..255 H x W x 3, or 0..1 3 x H x W
+        self._prev_out: np.ndarray | torch.Tensor | None = None  # float32: 0..255 H x W x 4, or 0..1 3 x H x W
         self.last_mask_mean = 0.0  # share of the frame that was blended (for the HUD / benchmark)
         self._grid_key: tuple | None = None  # the device path's sampling grid, per frame size
         self._grid = self._grid_scale = None
@@ -121,7 +126,7 @@ class FlowBlender:
         out, state = stylized, None
         same = (prev_out is not None and prev_small is not None and not cut
                 and prev_small.shape == cur_small.shape and isinstance(prev_out, torch.Tensor) ==
-                isinstance(stylized, torch.Tensor) and tuple(prev_out.shape) == tuple(stylized.shape)
+                isinstance(stylized, torch.Tensor) and _frame_size(prev_out) == _frame_size(stylized)
                 and (not isinstance(stylized, torch.Tensor) or prev_out.device == stylized.device))
         if same and self.active:
             if est is None:
@@ -139,8 +144,9 @@ class FlowBlender:
         if state is None:  # a copy: the caller owns `stylized`
             if isinstance(stylized, torch.Tensor):
                 state = stylized.to(torch.float32, copy=True)
-            else:
-                state = stylized.astype(np.float32)
+            else:  # BGR and a zero fourth channel, as fused.restore_detail writes it
+                state = cv2.cvtColor(stylized, cv2.COLOR_BGR2BGRA).astype(np.float32)
+                state[..., 3] = 0
         self._prev_out = state
         return out
 
