@@ -315,7 +315,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--style-every", type=int, default=4, help="style loss on every n-th frame")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TemporalSettings default, e.g. --set flow_blend=0.6 (repeatable)")
-    ap.add_argument("--sweep", action="store_true", help="also try the variants in SWEEP")
+    ap.add_argument("--sweep", nargs="*", metavar="WORD", default=None,
+                    help="also try the variants in SWEEP (only those whose name contains one of the WORDs, if given)")
     ap.add_argument("--static", type=int, default=16, metavar="N",
                     help="also N noisy copies of the first frame (a still camera; 0 = skip)")
     ap.add_argument("--video", action="store_true", help="write side-by-side MP4s (input | per-frame | both)")
@@ -344,6 +345,8 @@ SWEEP: list[tuple[str, bool, dict]] = [
     ("flow: detail_sigma=2.5, contrast_sigma=3", False, {"detail_sigma": 2.5, "contrast_sigma": 3.0}),
     ("flow: preset medium", False, {"flow_preset": "medium"}),
     ("flow: flow_size 240", False, {"flow_size": 240}),
+    ("flow: flow_size 160", False, {"flow_size": 160}),
+    ("flow: preset ultrafast", False, {"flow_preset": "ultrafast"}),
 ]
 
 
@@ -397,7 +400,9 @@ def main() -> None:
     encoder = load_encoder().to(device).eval()
     base = TemporalSettings.checked(**parse_overrides(args.set))
     variants = []
-    for name, network, changes in SWEEP if args.sweep else []:
+    for name, network, changes in SWEEP if args.sweep is not None else []:
+        if args.sweep and not any(word in name for word in args.sweep):
+            continue
         changes = {k: (base.flow_blend if v is None else v) for k, v in changes.items()}
         variants.append((name, network, variant(base, **{"mechanism": "flow", **changes})))
     style_paths = list_images(args.data / "style")[: args.styles]

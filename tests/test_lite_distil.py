@@ -43,6 +43,30 @@ def test_distil_builds_the_cache_trains_and_exports(data, tmp_path):
     assert manifest["final_losses"]["mean_last_windows"]["pixel"] > 0
 
 
+@pytest.mark.slow
+def test_the_cache_built_on_two_processes_equals_the_one_built_in_process(data, tmp_path):
+    """`python -m engines.lite.cache --workers 2` splits styles and shards between spawned processes; the
+    merged codes and the pairs are the in-process build's (the teacher's output to its bf16 rounding)."""
+    from safetensors.torch import load_file
+
+    from engines.lite.cache import CacheRecipe, build_cache
+
+    recipe = CacheRecipe(**TINY)
+    for workers in (1, 2):
+        build_cache(data / "content", data / "style", tmp_path / f"w{workers}" / "cache", 3, recipe=recipe,
+                    workers=workers)
+    one, two = tmp_path / "w1" / "cache", tmp_path / "w2" / "cache"
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir()) == [
+        "codes.safetensors", "pairs-0000.safetensors", "pairs-0001.safetensors", "pairs-0002.safetensors"]
+    for name in ("codes.safetensors", "pairs-0002.safetensors"):
+        a, b = load_file(str(one / name)), load_file(str(two / name))
+        for key in a:
+            if key == "teacher":
+                assert (a[key].int() - b[key].int()).abs().max() <= 2
+            else:
+                assert torch.allclose(a[key], b[key], atol=1e-5), (name, key)
+
+
 def test_distil_resumes_exactly(data, tmp_path):
     from engines.lite.network import LiteGraph
     from engines.train.checkpoint import load_checkpoint

@@ -9,12 +9,20 @@ decoder), so its outputs are computed once and kept on local disk, never committ
                           index and alpha, uint8 images
 
 Both are built in shards and skip what exists, so an interrupted build goes on where it stopped, and
-several processes can build disjoint shards at once (`worker`/`workers`).
+several processes can build disjoint shards at once (`worker`/`workers`). `build_cache` runs the whole
+build on N processes of one thread each; on every core of a fresh machine, before a training run:
+
+    python -m engines.lite.cache --content ../shared/data/train/content --style ../shared/data/train/style \
+        --out RUN/cache --shards 64 --workers 2 --exclude-list ../shared/data/noncommercial.txt
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +83,7 @@ def build_codes(style_dir: str | Path, out: Path, exclude_list: str | None = Non
     part = out / f"codes-part{worker}.safetensors"
     if part.is_file() or (out / CODES).is_file():
         return
+    out.mkdir(parents=True, exist_ok=True)  # before the minutes of work that end in its save
     mine = list(range(worker, len(files), workers))
     means, stds, index = [], [], []
     for n, i in enumerate(mine):
@@ -159,6 +168,43 @@ def build_pairs(content_dir: str | Path, out: Path, shards: int, exclude_list: s
         log.info("pairs: shard %d of %d", shard + 1, shards)
 
 
+def _build_part(step: str, worker: int, workers: int, args: tuple) -> None:
+    """One worker process's share of a build step, on one thread (and its own core where there is one)."""
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if hasattr(os, "sched_setaffinity") and workers > 1 and worker < os.cpu_count():
+        os.sched_setaffinity(0, {worker})
+    if step == "codes":
+        build_codes(*args, worker=worker, workers=workers)
+    else:
+        build_pairs(*args, worker=worker, workers=workers)
+
+
+def build_cache(content_dir: str | Path, style_dir: str | Path, out: Path, shards: int,
+                exclude_list: str | None = None, recipe: CacheRecipe = CacheRecipe(), teacher: str | None = None,
+                workers: int = 1) -> None:
+    """The codes, then `shards` shards of pairs, split over `workers` processes (1: in this process)."""
+    out.mkdir(parents=True, exist_ok=True)
+    codes_args = (style_dir, out, exclude_list, recipe)
+    pairs_args = (content_dir, out, shards, exclude_list, recipe, teacher)
+    if workers == 1:
+        if not (out / CODES).is_file():
+            build_codes(*codes_args)
+            merge_codes(out, 1)
+        build_pairs(*pairs_args)
+        return
+    # spawned, not forked: a forked torch whose thread pool has started can hang
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def on_every_worker(step: str, args: tuple) -> None:
+            for done in [pool.submit(_build_part, step, w, workers, args) for w in range(workers)]:
+                done.result()
+
+        if not (out / CODES).is_file():
+            on_every_worker("codes", codes_args)
+            merge_codes(out, workers)
+        on_every_worker("pairs", pairs_args)
+
+
 class PairCache:
     """The cached pairs in memory, and random batches from them (flipped at random: the teacher's
     output of a flipped crop is close to the flipped output)."""
@@ -199,3 +245,23 @@ class PairCache:
         content[flip], teacher[flip] = content[flip].flip(-1), teacher[flip].flip(-1)
         code = self.code[idx]
         return content, teacher, self.code_mean[code], self.code_std[code], self.alpha[idx]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Build the lite network's distillation cache on several cores.")
+    ap.add_argument("--content", required=True)
+    ap.add_argument("--style", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--shards", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--exclude-list")
+    ap.add_argument("--teacher", help="the full model's decoder (default: the shipped one)")
+    ap.add_argument("--seed", type=int, default=0, help="as `stylestream train --seed`")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    build_cache(args.content, args.style, args.out, args.shards, args.exclude_list, CacheRecipe(seed=args.seed),
+                args.teacher, args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -238,19 +238,15 @@ def run_distil(opts: TrainOptions) -> dict:
     from the seed; `resume` continues from the run folder's checkpoint."""
     from dataclasses import asdict
 
-    from engines.lite.cache import CODES, CacheRecipe, build_codes, build_pairs, merge_codes
+    from engines.lite.cache import CacheRecipe, build_cache
     from engines.models import network
 
     net_info = network(opts.model)
     recipe = CacheRecipe(**{"seed": opts.seed, **opts.cache_recipe})
     cache = Path(opts.cache_dir or Path(opts.out_dir) / "cache")
-    cache.mkdir(parents=True, exist_ok=True)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    if not (cache / CODES).is_file():
-        build_codes(opts.style_dir, cache, opts.exclude_list, recipe)
-        merge_codes(cache, 1)
-    build_pairs(opts.content_dir, cache, opts.cache_shards, opts.exclude_list, recipe, opts.teacher)
+    build_cache(opts.content_dir, opts.style_dir, cache, opts.cache_shards, opts.exclude_list, recipe, opts.teacher)
     net = net_info.build(opts.seed)
     start_step = 0
     if opts.init_decoder and not opts.resume:
