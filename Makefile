@@ -18,7 +18,7 @@ demo: install
 # Three pytest workers on two cores (pytest-xdist; many tests wait on subprocesses and sockets), a test
 # module per worker so that module fixtures are built once:
 test: install
-	$(BIN)/python -m pytest -q -n 3 --dist loadscope
+	$(BIN)/python -m pytest -q -n 3 --dist loadscope --durations=20
 
 lint: install
 	$(BIN)/ruff check engines streamer tests benchmarks
