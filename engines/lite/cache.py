@@ -184,7 +184,6 @@ def build_cache(content_dir: str | Path, style_dir: str | Path, out: Path, shard
                 exclude_list: str | None = None, recipe: CacheRecipe = CacheRecipe(), teacher: str | None = None,
                 workers: int = 1) -> None:
     """The codes, then `shards` shards of pairs, split over `workers` processes (1: in this process)."""
-    out.mkdir(parents=True, exist_ok=True)
     codes_args = (style_dir, out, exclude_list, recipe)
     pairs_args = (content_dir, out, shards, exclude_list, recipe, teacher)
     if workers == 1:

@@ -145,8 +145,8 @@ class FlowBlender:
             if isinstance(stylized, torch.Tensor):
                 state = stylized.to(torch.float32, copy=True)
             else:  # BGR and a zero fourth channel, as fused.restore_detail writes it
-                state = cv2.cvtColor(stylized, cv2.COLOR_BGR2BGRA).astype(np.float32)
-                state[..., 3] = 0
+                state = np.zeros((*stylized.shape[:2], 4), np.float32)
+                state[..., :3] = stylized
         self._prev_out = state
         return out
 
